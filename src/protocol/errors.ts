@@ -1,0 +1,165 @@
+// Every error dps-mqtt raises is a DpsError with a stable `code` and, where it applies, the phase of
+// the registration it happened in: "it failed" is the most common complaint about today's SDKs.
+
+/** Where in a registration something went wrong. */
+export type Phase =
+  | 'input'
+  | 'proxy'
+  | 'tcp'
+  | 'tls'
+  | 'websocket'
+  | 'connack'
+  | 'subscribe'
+  | 'register'
+  | 'poll'
+  | 'response';
+
+export type DpsErrorCode =
+  | 'ERR_INVALID_INPUT'
+  | 'ERR_NOT_SUPPORTED'
+  | 'ERR_INVALID_STATE'
+  | 'ERR_PROTOCOL'
+  | 'ERR_TRANSPORT'
+  | 'ERR_PROXY'
+  | 'ERR_AUTHENTICATION'
+  | 'ERR_SERVICE'
+  | 'ERR_REGISTRATION_FAILED'
+  | 'ERR_TIMEOUT'
+  | 'ERR_ABORTED';
+
+export interface DpsErrorOptions {
+  phase?: Phase;
+  cause?: unknown;
+}
+
+export class DpsError extends Error {
+  readonly code: DpsErrorCode;
+  readonly phase: Phase | undefined;
+
+  constructor(code: DpsErrorCode, message: string, options: DpsErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.phase = options.phase;
+  }
+}
+
+/** A value given by the caller is missing or malformed; raised before any network I/O. */
+export class InvalidInputError extends DpsError {
+  /** The option or argument that was wrong, e.g. `registrationId`. */
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super('ERR_INVALID_INPUT', message, { phase: 'input' });
+    this.field = field;
+  }
+}
+
+/** Something DPS does not offer over MQTT, such as TPM attestation. */
+export class NotSupportedError extends DpsError {
+  constructor(message: string) {
+    super('ERR_NOT_SUPPORTED', message, { phase: 'input' });
+  }
+}
+
+/** An operation was called at a moment the transport cannot accept it. */
+export class InvalidStateError extends DpsError {
+  constructor(message: string) {
+    super('ERR_INVALID_STATE', message);
+  }
+}
+
+/** The peer sent something that does not follow the DPS or MQTT protocol. */
+export class ProtocolError extends DpsError {
+  constructor(message: string, options: DpsErrorOptions = {}) {
+    super('ERR_PROTOCOL', message, { phase: options.phase ?? 'response', cause: options.cause });
+  }
+}
+
+/** The connection could not be made or was lost (TCP, TLS, WebSocket). */
+export class TransportError extends DpsError {
+  /** True when trying again later may succeed (a drop), false when it cannot (an untrusted certificate). */
+  readonly retryable: boolean;
+  constructor(message: string, options: DpsErrorOptions & { retryable?: boolean } = {}) {
+    super('ERR_TRANSPORT', message, options);
+    this.retryable = options.retryable ?? true;
+  }
+}
+
+/** The HTTP proxy refused the CONNECT tunnel or could not be reached. */
+export class ProxyError extends DpsError {
+  /** The proxy's HTTP status, when it answered. */
+  readonly statusCode: number | undefined;
+  readonly retryable: boolean;
+  constructor(message: string, options: DpsErrorOptions & { statusCode?: number; retryable?: boolean } = {}) {
+    super('ERR_PROXY', message, { phase: 'proxy', cause: options.cause });
+    this.statusCode = options.statusCode;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** The service refused the device's credentials (a non-zero CONNACK return code). */
+export class AuthenticationError extends DpsError {
+  readonly returnCode: number;
+  constructor(returnCode: number, message: string) {
+    super('ERR_AUTHENTICATION', message, { phase: 'connack' });
+    this.returnCode = returnCode;
+  }
+}
+
+/** The service answered a request with an error status and (usually) an error body. */
+export class ProvisioningServiceError extends DpsError {
+  readonly statusCode: number;
+  readonly errorCode: number | undefined;
+  readonly trackingId: string | undefined;
+  readonly timestampUtc: string | undefined;
+  readonly retryable: boolean;
+  /** The service's own wait hint, in milliseconds, when it gave one. */
+  readonly retryAfterMs: number | undefined;
+  constructor(
+    message: string,
+    details: {
+      statusCode: number;
+      errorCode?: number | undefined;
+      trackingId?: string | undefined;
+      timestampUtc?: string | undefined;
+      retryAfterMs?: number | undefined;
+      phase?: Phase;
+    },
+  ) {
+    super('ERR_SERVICE', message, { phase: details.phase });
+    this.statusCode = details.statusCode;
+    this.errorCode = details.errorCode;
+    this.trackingId = details.trackingId;
+    this.timestampUtc = details.timestampUtc;
+    this.retryAfterMs = details.retryAfterMs;
+    this.retryable = details.statusCode === 429 || details.statusCode >= 500;
+  }
+}
+
+/** DPS finished the registration with status `failed` or `disabled`. */
+export class RegistrationFailedError extends DpsError {
+  readonly status: string;
+  readonly errorCode: number | undefined;
+  readonly operationId: string | undefined;
+  constructor(
+    message: string,
+    details: { status: string; errorCode?: number | undefined; operationId?: string | undefined },
+  ) {
+    super('ERR_REGISTRATION_FAILED', message, { phase: 'poll' });
+    this.status = details.status;
+    this.errorCode = details.errorCode;
+    this.operationId = details.operationId;
+  }
+}
+
+export class TimeoutError extends DpsError {
+  constructor(message: string, options: DpsErrorOptions = {}) {
+    super('ERR_TIMEOUT', message, options);
+  }
+}
+
+export class AbortError extends DpsError {
+  constructor(message = 'the registration was aborted by the caller', options: DpsErrorOptions = {}) {
+    super('ERR_ABORTED', message, options);
+  }
+}
