@@ -1,0 +1,90 @@
+// One bound for a whole open: the caller's AbortSignal composed with a timer, and the typed error to
+// raise when it fires, naming the phase that was in progress.
+import { AbortError, DpsError, type Phase, TimeoutError } from '../protocol/errors.js';
+import { DEFAULT_OPEN_TIMEOUT_MS } from './types.js';
+
+/** The abort reason of an expired deadline: carries the bound so the message can state it. */
+class DeadlineExceeded extends Error {
+  readonly timeoutMs: number;
+  constructor(timeoutMs: number) {
+    super(`no connection within ${timeoutMs} ms`);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+export interface Deadline {
+  signal: AbortSignal;
+  /** Stops the timer; call once the open has settled either way. */
+  dispose(): void;
+}
+
+/**
+ * `timeoutMs` defaults to DEFAULT_OPEN_TIMEOUT_MS; `Infinity` means the caller's signal alone bounds the
+ * open (used when an outer layer already holds the deadline).
+ */
+export function startDeadline(options: {
+  signal?: AbortSignal | undefined;
+  timeoutMs?: number | undefined;
+}): Deadline {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
+  if (!Number.isFinite(timeoutMs)) {
+    return { signal: options.signal ?? new AbortController().signal, dispose() {} };
+  }
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DeadlineExceeded(timeoutMs)), Math.max(0, timeoutMs));
+  timer.unref();
+  const signal =
+    options.signal === undefined ? controller.signal : AbortSignal.any([options.signal, controller.signal]);
+  return { signal, dispose: () => clearTimeout(timer) };
+}
+
+/** True when the signal fired because the deadline expired (rather than the caller aborting). */
+export function isDeadlineExceeded(signal: AbortSignal): boolean {
+  return signal.reason instanceof DeadlineExceeded;
+}
+
+/**
+ * The error an aborted open rejects with: TimeoutError when the deadline expired, the caller's own reason
+ * when it is already a DpsError, AbortError otherwise.
+ */
+export function abortedError(signal: AbortSignal, phase: Phase, target: string): DpsError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof DeadlineExceeded) {
+    return new TimeoutError(
+      `opening ${target} took longer than ${reason.timeoutMs} ms (stopped during the ${phaseName(phase)}): ` +
+        'check the host, port and network path, or raise timeoutMs',
+      { phase },
+    );
+  }
+  if (reason instanceof DpsError) return reason;
+  return new AbortError(`opening ${target} was aborted during the ${phaseName(phase)}`, {
+    phase,
+    cause: reason,
+  });
+}
+
+export function phaseName(phase: Phase): string {
+  switch (phase) {
+    case 'proxy':
+      return 'proxy CONNECT';
+    case 'tcp':
+      return 'TCP connect';
+    case 'tls':
+      return 'TLS handshake';
+    case 'websocket':
+      return 'WebSocket upgrade';
+    default:
+      return phase;
+  }
+}
+
+/** `host:port`, with brackets around an IPv6 literal: the form of a CONNECT target and of messages. */
+export function hostPort(host: string, port: number): string {
+  const bare = unbracket(host);
+  return bare.includes(':') ? `[${bare}]:${port}` : `${bare}:${port}`;
+}
+
+/** `[::1]` → `::1`: Node's connect wants the bare literal. */
+export function unbracket(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}

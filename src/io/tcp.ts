@@ -1,0 +1,75 @@
+// A direct TCP connection to the service: what TLS runs on when no proxy is configured.
+import net from 'node:net';
+import { TransportError } from '../protocol/errors.js';
+import { checkEndpoint } from './check-endpoint.js';
+import { abortedError, hostPort, startDeadline, unbracket } from './deadline.js';
+
+export interface TcpOptions {
+  host: string;
+  port: number;
+  signal?: AbortSignal | undefined;
+  /** Default DEFAULT_OPEN_TIMEOUT_MS; Infinity leaves the bound to `signal`. */
+  timeoutMs?: number | undefined;
+}
+
+/** Resolves with a connected socket (Nagle off); rejects with TransportError phase 'tcp', nothing left open. */
+export async function openTcp(options: TcpOptions): Promise<net.Socket> {
+  checkEndpoint('target', options.host, options.port);
+  const target = hostPort(options.host, options.port);
+  const deadline = startDeadline(options);
+  const { signal } = deadline;
+  try {
+    return await new Promise<net.Socket>((resolve, reject) => {
+      if (signal.aborted) {
+        reject(abortedError(signal, 'tcp', target));
+        return;
+      }
+      const socket = net.connect({ host: unbracket(options.host), port: options.port });
+      const cleanup = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        socket.off('connect', onConnect);
+        socket.off('error', onError);
+      };
+      const onAbort = (): void => {
+        cleanup();
+        socket.destroy();
+        reject(abortedError(signal, 'tcp', target));
+      };
+      const onConnect = (): void => {
+        cleanup();
+        socket.setNoDelay(true); // an MQTT exchange is a few small packets: Nagle would stall each one
+        resolve(socket);
+      };
+      const onError = (error: NodeJS.ErrnoException): void => {
+        cleanup();
+        socket.destroy();
+        reject(tcpError(error, target));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      socket.once('connect', onConnect);
+      socket.once('error', onError);
+    });
+  } finally {
+    deadline.dispose();
+  }
+}
+
+function tcpError(error: NodeJS.ErrnoException, target: string): TransportError {
+  const code = error.code ?? error.message;
+  const hints: Record<string, string> = {
+    ECONNREFUSED: 'nothing listens there: check the host and port',
+    ENOTFOUND: 'the host name does not resolve: check it',
+    EAI_AGAIN: 'name resolution failed for now: check the network and DNS',
+    ETIMEDOUT:
+      'no answer: a firewall may drop the port; MQTT over WebSocket on 443 or a proxy may get through',
+    EHOSTUNREACH: 'the host is unreachable: check the network',
+    ENETUNREACH: 'the network is unreachable: check the network',
+    ECONNRESET: 'the connection was reset: a firewall may block the port',
+  };
+  const hint = hints[code] ?? 'check the host, port and network path';
+  return new TransportError(`could not connect to ${target}: ${code} — ${hint}`, {
+    phase: 'tcp',
+    cause: error,
+    retryable: code !== 'ENOTFOUND',
+  });
+}

@@ -1,0 +1,238 @@
+// TLS to the service, over a direct TCP connection or an HTTP CONNECT tunnel: the IO of the MQTT-over-TLS
+// transport, and the layer the WebSocket rides on.
+import { X509Certificate } from 'node:crypto';
+import { isIP, type Socket } from 'node:net';
+import tls from 'node:tls';
+import { InvalidInputError, TransportError } from '../protocol/errors.js';
+import { checkEndpoint } from './check-endpoint.js';
+import { abortedError, hostPort, startDeadline, unbracket } from './deadline.js';
+import { openProxyTunnel } from './proxy-tunnel.js';
+import { openTcp } from './tcp.js';
+import type { IoOptions } from './types.js';
+
+/**
+ * Resolves with a TLS socket whose handshake (and certificate check) has completed. Rejects with
+ * InvalidInputError (bad certificate input, before any I/O), ProxyError, TransportError phase 'tcp' or
+ * 'tls', TimeoutError or AbortError, and leaves nothing open.
+ */
+export async function openTls(options: IoOptions): Promise<tls.TLSSocket> {
+  checkEndpoint('DPS', options.host, options.port);
+  const secureContext = createTlsContext(options);
+  const deadline = startDeadline(options);
+  const inner = { signal: deadline.signal, timeoutMs: Number.POSITIVE_INFINITY };
+  try {
+    // PROV_TRANSPORT_MQTT_WS_CLIENT_07_012: with a proxy, the CONNECT tunnel is the IO beneath TLS.
+    const raw =
+      options.proxy === undefined
+        ? await openTcp({ host: options.host, port: options.port, ...inner })
+        : await openProxyTunnel({
+            proxy: options.proxy,
+            targetHost: options.host,
+            targetPort: options.port,
+            ...inner,
+          });
+    return await handshake(raw, options, secureContext, deadline.signal);
+  } finally {
+    deadline.dispose();
+  }
+}
+
+/** The trust, identity and protocol floor of the connection; throws InvalidInputError on bad PEM input. */
+function createTlsContext(options: IoOptions): tls.SecureContext {
+  const contextOptions: tls.SecureContextOptions = { minVersion: 'TLSv1.2' };
+  if (options.trustedCa !== undefined) {
+    const trusted = certificatesIn(options.trustedCa);
+    contextOptions.ca = options.trustMode === 'extend' ? [...tls.rootCertificates, ...trusted] : trusted;
+  }
+  if (options.clientCertificate !== undefined) {
+    contextOptions.cert = options.clientCertificate.certPem;
+    contextOptions.key = options.clientCertificate.keyPem;
+    if (options.clientCertificate.passphrase !== undefined) {
+      contextOptions.passphrase = options.clientCertificate.passphrase;
+    }
+  }
+  try {
+    return tls.createSecureContext(contextOptions);
+  } catch (error) {
+    // Only the client certificate can fail here: the CA certificates were parsed above.
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new InvalidInputError(
+      'clientCertificate',
+      `the client certificate or its key could not be loaded (${code}): check certPem, keyPem and passphrase, ` +
+        'and that the key belongs to the certificate',
+    );
+  }
+}
+
+/** Node ignores what is not a certificate in `ca`, which would leave nothing trusted: refuse it up front. */
+function certificatesIn(pem: string): string[] {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) {
+    throw new InvalidInputError(
+      'trustedCa',
+      'trustedCa holds no PEM certificate (-----BEGIN CERTIFICATE-----)',
+    );
+  }
+  for (const [index, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch {
+      throw new InvalidInputError(
+        'trustedCa',
+        `certificate ${index + 1} in trustedCa is not a valid X.509 certificate`,
+      );
+    }
+  }
+  return blocks;
+}
+
+function handshake(
+  raw: Socket,
+  options: IoOptions,
+  secureContext: tls.SecureContext,
+  signal: AbortSignal,
+): Promise<tls.TLSSocket> {
+  const target = hostPort(options.host, options.port);
+  return new Promise<tls.TLSSocket>((resolve, reject) => {
+    if (signal.aborted) {
+      raw.destroy();
+      reject(abortedError(signal, 'tls', target));
+      return;
+    }
+    const host = unbracket(options.host);
+    const socket = tls.connect({
+      socket: raw,
+      host, // the name the certificate is checked against, with or without SNI
+      ...(isIP(host) === 0 ? { servername: host } : {}), // RFC 6066: no SNI for IP literals
+      secureContext,
+      rejectUnauthorized: options.insecureSkipVerify !== true,
+    });
+    const fail = (error: Error): void => {
+      cleanup();
+      socket.destroy();
+      raw.destroy();
+      reject(error);
+    };
+    const onAbort = (): void => fail(abortedError(signal, 'tls', target));
+    const onError = (error: NodeJS.ErrnoException): void => fail(tlsError(error, options));
+    const onClose = (): void =>
+      fail(
+        new TransportError(`${target} closed the connection during the TLS handshake`, {
+          phase: 'tls',
+          retryable: true,
+        }),
+      );
+    const onSecure = (): void => {
+      cleanup();
+      socket.setNoDelay(true);
+      resolve(socket);
+    };
+    const cleanup = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      socket.off('secureConnect', onSecure);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      raw.off('error', onError);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.once('secureConnect', onSecure);
+    socket.once('error', onError);
+    socket.once('close', onClose);
+    raw.once('error', onError);
+  });
+}
+
+const UNTRUSTED = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_CHAIN_TOO_LONG',
+  'INVALID_CA',
+  'INVALID_PURPOSE',
+  'CERT_REVOKED',
+]);
+
+const CLIENT_CERTIFICATE_REFUSED = new Set([
+  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
+  'ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED',
+  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+  'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED',
+]);
+
+const NOT_TLS = new Set([
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'ERR_SSL_PACKET_LENGTH_TOO_LONG',
+  'ERR_SSL_HTTP_REQUEST',
+]);
+
+const NO_COMMON_VERSION = new Set([
+  'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION',
+  'ERR_SSL_UNSUPPORTED_PROTOCOL',
+  'ERR_SSL_NO_PROTOCOLS_AVAILABLE',
+]);
+
+/** Certificate and protocol failures cannot heal by retrying: say so, and say what to change. */
+function tlsError(error: NodeJS.ErrnoException, options: IoOptions): TransportError {
+  const target = hostPort(options.host, options.port);
+  const code = error.code ?? 'error';
+  const detail = `${code}: ${error.message}`;
+  const permanent = (message: string): TransportError =>
+    new TransportError(message, { phase: 'tls', cause: error, retryable: false });
+  const proxyNote =
+    options.proxy === undefined
+      ? ''
+      : "; a proxy that inspects TLS presents its own certificate: then trust the proxy's CA as well";
+
+  if (UNTRUSTED.has(code)) {
+    const fix =
+      options.trustedCa === undefined
+        ? 'pass the CA that issued it as trustedCa'
+        : 'trustedCa does not hold the CA that issued it: pass that CA (trustMode "extend" keeps the public roots)';
+    return permanent(`the TLS certificate of ${target} is not trusted (${detail}): ${fix}${proxyNote}`);
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return permanent(
+      `the TLS certificate of ${target} is not issued for "${unbracket(options.host)}" (${detail}): ` +
+        'check the host name (the global endpoint is global.azure-devices-provisioning.net)',
+    );
+  }
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    return permanent(
+      `the TLS certificate of ${target} is outside its validity period (${detail}): check the device clock ` +
+        `(it reads ${new Date().toISOString()}); if it is right, the server must renew its certificate`,
+    );
+  }
+  if (CLIENT_CERTIFICATE_REFUSED.has(code)) {
+    return permanent(
+      `${target} refused the TLS client certificate (${detail}): ` +
+        (options.clientCertificate === undefined
+          ? 'the server requires one: pass clientCertificate'
+          : 'check that the server trusts its issuer and that it has not expired'),
+    );
+  }
+  if (NOT_TLS.has(code)) {
+    return permanent(
+      `${target} does not speak TLS (${detail}): check the port (443 for MQTT over WebSocket, 8883 for MQTT over TLS)`,
+    );
+  }
+  if (NO_COMMON_VERSION.has(code)) {
+    return permanent(
+      `${target} and this client share no TLS version (${detail}): DPS requires TLS 1.2 or newer`,
+    );
+  }
+  return new TransportError(`the TLS handshake with ${target} failed (${detail})`, {
+    phase: 'tls',
+    cause: error,
+    retryable: true,
+  });
+}
