@@ -32,9 +32,13 @@ export interface DpsErrorOptions {
   cause?: unknown;
 }
 
+/** Every error's message is one line for people; `code`, `phase` and `hint` are for programs and UIs. */
+
 export class DpsError extends Error {
   readonly code: DpsErrorCode;
   readonly phase: Phase | undefined;
+  /** What the user can do about it, when there is something specific to say. */
+  hint: string | undefined;
 
   constructor(code: DpsErrorCode, message: string, options: DpsErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });

@@ -676,7 +676,7 @@ function validateOption(name: TransportOptionName, value: unknown): void {
     keepAliveSeconds: () => positiveInteger(65535),
     connectTimeoutMs: () => positiveInteger(600_000) && value !== 0,
     responseTimeoutMs: () => positiveInteger(600_000) && value !== 0,
-    maxTransientRetries: () => positiveInteger(1000),
+    maxTransientRetries: () => positiveInteger(1_000_000),
     pipeline: () => typeof value === 'boolean',
     traceSink: () => typeof value === 'function',
     userAgent: () => typeof value === 'string' && value.length < 512,
