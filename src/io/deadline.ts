@@ -1,6 +1,6 @@
 // One bound for a whole open: the caller's AbortSignal composed with a timer, and the typed error to
 // raise when it fires, naming the phase that was in progress.
-import { AbortError, DpsError, type Phase, TimeoutError } from '../protocol/errors.js';
+import { AbortError, DpsError, InvalidInputError, type Phase, TimeoutError } from '../protocol/errors.js';
 import { DEFAULT_OPEN_TIMEOUT_MS } from './types.js';
 
 /** The abort reason of an expired deadline: carries the bound so the message can state it. */
@@ -27,11 +27,17 @@ export function startDeadline(options: {
   timeoutMs?: number | undefined;
 }): Deadline {
   const timeoutMs = options.timeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
-  if (!Number.isFinite(timeoutMs)) {
+  if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
+    throw new InvalidInputError(
+      'timeoutMs',
+      `timeoutMs ${String(timeoutMs)} is invalid: give milliseconds (0 or more)`,
+    );
+  }
+  if (timeoutMs === Number.POSITIVE_INFINITY) {
     return { signal: options.signal ?? new AbortController().signal, dispose() {} };
   }
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new DeadlineExceeded(timeoutMs)), Math.max(0, timeoutMs));
+  const timer = setTimeout(() => controller.abort(new DeadlineExceeded(timeoutMs)), timeoutMs);
   timer.unref();
   const signal =
     options.signal === undefined ? controller.signal : AbortSignal.any([options.signal, controller.signal]);
@@ -63,7 +69,7 @@ export function abortedError(signal: AbortSignal, phase: Phase, target: string):
   });
 }
 
-export function phaseName(phase: Phase): string {
+function phaseName(phase: Phase): string {
   switch (phase) {
     case 'proxy':
       return 'proxy CONNECT';
@@ -76,15 +82,4 @@ export function phaseName(phase: Phase): string {
     default:
       return phase;
   }
-}
-
-/** `host:port`, with brackets around an IPv6 literal: the form of a CONNECT target and of messages. */
-export function hostPort(host: string, port: number): string {
-  const bare = unbracket(host);
-  return bare.includes(':') ? `[${bare}]:${port}` : `${bare}:${port}`;
-}
-
-/** `[::1]` → `::1`: Node's connect wants the bare literal. */
-export function unbracket(host: string): string {
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
 }

@@ -4,7 +4,8 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { InvalidInputError, ProxyError } from '../protocol/errors.js';
 import { checkEndpoint } from './check-endpoint.js';
-import { abortedError, hostPort, isDeadlineExceeded, startDeadline, unbracket } from './deadline.js';
+import { abortedError, isDeadlineExceeded, startDeadline } from './deadline.js';
+import { hostPort, unbracket } from './host-port.js';
 import type { ProxyOptions } from './types.js';
 
 export interface ProxyTunnelOptions {

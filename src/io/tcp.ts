@@ -2,7 +2,8 @@
 import net from 'node:net';
 import { TransportError } from '../protocol/errors.js';
 import { checkEndpoint } from './check-endpoint.js';
-import { abortedError, hostPort, startDeadline, unbracket } from './deadline.js';
+import { abortedError, startDeadline } from './deadline.js';
+import { hostPort, unbracket } from './host-port.js';
 
 export interface TcpOptions {
   host: string;
@@ -14,7 +15,7 @@ export interface TcpOptions {
 
 /** Resolves with a connected socket (Nagle off); rejects with TransportError phase 'tcp', nothing left open. */
 export async function openTcp(options: TcpOptions): Promise<net.Socket> {
-  checkEndpoint('target', options.host, options.port);
+  checkEndpoint('dps', options.host, options.port);
   const target = hostPort(options.host, options.port);
   const deadline = startDeadline(options);
   const { signal } = deadline;

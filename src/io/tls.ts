@@ -5,7 +5,8 @@ import { isIP, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { InvalidInputError, TransportError } from '../protocol/errors.js';
 import { checkEndpoint } from './check-endpoint.js';
-import { abortedError, hostPort, startDeadline, unbracket } from './deadline.js';
+import { abortedError, startDeadline } from './deadline.js';
+import { hostPort, unbracket } from './host-port.js';
 import { openProxyTunnel } from './proxy-tunnel.js';
 import { openTcp } from './tcp.js';
 import type { IoOptions } from './types.js';
@@ -16,7 +17,7 @@ import type { IoOptions } from './types.js';
  * 'tls', TimeoutError or AbortError, and leaves nothing open.
  */
 export async function openTls(options: IoOptions): Promise<tls.TLSSocket> {
-  checkEndpoint('DPS', options.host, options.port);
+  checkEndpoint('dps', options.host, options.port);
   const secureContext = createTlsContext(options);
   const deadline = startDeadline(options);
   const inner = { signal: deadline.signal, timeoutMs: Number.POSITIVE_INFINITY };

@@ -1,14 +1,16 @@
 // MQTT over WebSocket: TLS (directly or through the proxy tunnel), then the upgrade to the DPS path with
-// subprotocol `mqtt`, then a Duplex of the binary frames: the spec's `mqtt_transport_ws_io`.
+// subprotocol `mqtt`, then a Duplex of the binary messages (websocket-stream.ts): the spec's `mqtt_transport_ws_io`.
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type WebSocket from 'ws';
-import { TransportError } from '../protocol/errors.js';
-import { abortedError, hostPort, startDeadline, unbracket } from './deadline.js';
+import { InvalidInputError, TransportError } from '../protocol/errors.js';
+import { abortedError, startDeadline } from './deadline.js';
+import { hostPort, unbracket } from './host-port.js';
 import { openTls } from './tls.js';
 import { DEFAULT_WS_PATH, type IoOptions } from './types.js';
+import { webSocketStream } from './websocket-stream.js';
 
 export interface WebSocketIoOptions extends IoOptions {
   /** Default `/$iothub/websocket`. */
@@ -25,6 +27,12 @@ const SUBPROTOCOL = 'mqtt';
  * every socket it made.
  */
 export async function openWebSocket(options: WebSocketIoOptions): Promise<Duplex> {
+  if (options.path !== undefined && !/^\/[^\s#]*$/.test(options.path)) {
+    throw new InvalidInputError(
+      'path',
+      `WebSocket path ${JSON.stringify(options.path)} is invalid: it must start with "/"`,
+    );
+  }
   const deadline = startDeadline(options);
   // `ws` costs ~15 ms to import: load it while the network does the TCP and TLS round trips.
   const wsModule = import('ws');
@@ -116,10 +124,9 @@ function upgrade(
       signal.removeEventListener('abort', onAbort);
       client.removeAllListeners('unexpected-response');
       client.removeAllListeners('close');
-      // The stream's own listeners take over the errors from here (it destroys itself with the error).
+      // The stream's own listeners take over from here: it destroys itself with the error.
       client.removeAllListeners('error');
-      const stream = ws.createWebSocketStream(client);
-      resolve(stream);
+      resolve(webSocketStream(client, target));
     });
   });
 }

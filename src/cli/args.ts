@@ -1,0 +1,364 @@
+// Command-line flags and environment variables → client options. Every mistake becomes a UsageError that
+// names the flag, before anything touches the network (exit code 2).
+import { readFileSync } from 'node:fs';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import type { DeviceSecurity, ProvisioningClientOptions, TransportKind } from '../client/types.js';
+import { DpsError } from '../protocol/errors.js';
+import type { JsonValue } from '../protocol/responses.js';
+import {
+  validateApiVersion,
+  validateIdScope,
+  validateRegistrationId,
+  validateSymmetricKey,
+} from '../protocol/validate.js';
+
+/** Bad command-line input: the message names the flag (or environment variable) to fix. */
+export class UsageError extends Error {
+  /** The flag or environment variable at fault, e.g. `--id-scope`. */
+  readonly flag: string | undefined;
+  constructor(message: string, flag?: string) {
+    super(message);
+    this.name = 'UsageError';
+    this.flag = flag;
+  }
+}
+
+/** Environment variables read when the matching flag is absent (secrets need not be on the command line). */
+export const ENV = {
+  idScope: 'DPS_ID_SCOPE',
+  registrationId: 'DPS_REGISTRATION_ID',
+  symmetricKey: 'DPS_SYMMETRIC_KEY',
+  groupKey: 'DPS_GROUP_KEY',
+  passphrase: 'DPS_KEY_PASSPHRASE',
+  endpoint: 'DPS_ENDPOINT',
+} as const;
+
+export type Env = Record<string, string | undefined>;
+
+/** Reads a file named on the command line; injectable for tests. */
+export type ReadText = (path: string) => string;
+
+const readTextFile: ReadText = (path) => readFileSync(path, 'utf8');
+
+type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * parseArgs in strict mode, with its errors rewritten into one line that names the flag.
+ * `--help` is always accepted.
+ */
+export function parseFlags<O extends OptionsConfig>(
+  argv: string[],
+  options: O,
+): ReturnType<
+  typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: false }>
+>['values'] {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw usageErrorFromParseArgs(error);
+  }
+}
+
+function usageErrorFromParseArgs(error: unknown): UsageError {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown }).code;
+  const flag = /'(-{1,2}[^' ]+)/.exec(message)?.[1];
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return new UsageError(`unknown option ${flag ?? message}`, flag);
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      if (/does not take an argument/.test(message)) {
+        return new UsageError(`${flag} does not take a value`, flag);
+      }
+      return new UsageError(
+        `${flag} needs a value${/ambiguous/.test(message) ? ` (to pass a value starting with "-", write ${flag}=VALUE)` : ''}`,
+        flag,
+      );
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': {
+      const argument = /argument '([^']*)'/.exec(message)?.[1] ?? message;
+      return new UsageError(`unexpected argument "${argument}": every value follows its flag`);
+    }
+    default:
+      return new UsageError(message.split('\n')[0] ?? message);
+  }
+}
+
+/** Runs a protocol validator and turns its error into a UsageError naming the flag. */
+function checked<T>(flag: string, validate: () => T): T {
+  try {
+    return validate();
+  } catch (error) {
+    if (error instanceof DpsError) throw new UsageError(`${flag}: ${error.message}`, flag);
+    throw error;
+  }
+}
+
+function readFlagFile(flag: string, path: string, readText: ReadText): string {
+  try {
+    return readText(path);
+  } catch (error) {
+    const reason = (error as { code?: unknown }).code ?? (error instanceof Error ? error.message : error);
+    throw new UsageError(`${flag}: cannot read ${JSON.stringify(path)} (${String(reason)})`, flag);
+  }
+}
+
+export const REGISTER_FLAGS = {
+  'id-scope': { type: 'string' },
+  'registration-id': { type: 'string' },
+  'symmetric-key': { type: 'string' },
+  'group-key': { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  passphrase: { type: 'string' },
+  endpoint: { type: 'string' },
+  transport: { type: 'string' },
+  ca: { type: 'string' },
+  proxy: { type: 'string' },
+  'no-proxy': { type: 'boolean' },
+  payload: { type: 'string' },
+  timeout: { type: 'string' },
+  'api-version': { type: 'string' },
+  insecure: { type: 'boolean' },
+  json: { type: 'boolean' },
+  trace: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies OptionsConfig;
+
+export interface RegisterInvocation {
+  /** Everything but the callbacks (onProgress, trace sink), which the command adds. */
+  options: ProvisioningClientOptions;
+  json: boolean;
+  trace: boolean;
+  quiet: boolean;
+  /** Values to scrub from anything printed: keys, passphrase, private key, proxy password. */
+  secrets: string[];
+}
+
+/** `dps-mqtt register` flags (and environment) → client options; 'help' for --help. */
+export function parseRegisterArgs(
+  argv: string[],
+  env: Env = process.env,
+  readText: ReadText = readTextFile,
+): RegisterInvocation | 'help' {
+  const flags = parseFlags(argv, REGISTER_FLAGS);
+  if (flags.help) return 'help';
+  const secrets: string[] = [];
+
+  const idScopeText = flags['id-scope'] ?? env[ENV.idScope];
+  if (idScopeText === undefined || idScopeText === '') {
+    throw new UsageError(`--id-scope is required (or set ${ENV.idScope})`, '--id-scope');
+  }
+  const idScope = checked('--id-scope', () => validateIdScope(idScopeText));
+
+  const registrationIdText = flags['registration-id'] ?? env[ENV.registrationId];
+  const registrationId =
+    registrationIdText === undefined || registrationIdText === ''
+      ? undefined
+      : checked('--registration-id', () => validateRegistrationId(registrationIdText));
+
+  const security = parseSecurity(flags, env, readText, secrets);
+  if (registrationId === undefined && !('certificate' in security)) {
+    throw new UsageError(
+      `--registration-id is required with a symmetric or group key (or set ${ENV.registrationId})`,
+      '--registration-id',
+    );
+  }
+
+  const options: ProvisioningClientOptions = { idScope, security };
+  if (registrationId !== undefined) options.registrationId = registrationId;
+
+  const endpoint = flags.endpoint ?? env[ENV.endpoint];
+  if (endpoint !== undefined) options.endpoint = parseEndpoint(endpoint);
+  if (flags.transport !== undefined) options.transport = parseTransport(flags.transport);
+  if (flags.ca !== undefined) options.trustedCa = parseCa(flags.ca, readText);
+
+  if (flags.proxy !== undefined && flags['no-proxy']) {
+    throw new UsageError('--proxy and --no-proxy cannot be used together', '--no-proxy');
+  }
+  if (flags.proxy !== undefined) {
+    options.proxy = flags.proxy;
+    secrets.push(...proxyPasswordOf(flags.proxy));
+  } else if (flags['no-proxy']) {
+    options.proxy = false;
+  }
+  // The client falls back to HTTPS_PROXY; its password must not be printed either.
+  for (const variable of ['HTTPS_PROXY', 'https_proxy']) {
+    const value = env[variable];
+    if (value) secrets.push(...proxyPasswordOf(value));
+  }
+
+  if (flags.payload !== undefined) options.payload = parsePayload(flags.payload, readText);
+  if (flags.timeout !== undefined) options.timeoutMs = parseTimeout(flags.timeout);
+  if (flags['api-version'] !== undefined) {
+    const apiVersion = flags['api-version'];
+    options.apiVersion = checked('--api-version', () => validateApiVersion(apiVersion));
+  }
+  if (flags.insecure) options.insecureSkipVerify = true;
+
+  return {
+    options,
+    json: flags.json ?? false,
+    trace: flags.trace ?? false,
+    quiet: flags.quiet ?? false,
+    secrets,
+  };
+}
+
+type RegisterFlags = ReturnType<typeof parseFlags<typeof REGISTER_FLAGS>>;
+
+function parseSecurity(
+  flags: RegisterFlags,
+  env: Env,
+  readText: ReadText,
+  secrets: string[],
+): DeviceSecurity {
+  const fromFlags: string[] = [];
+  if (flags['symmetric-key'] !== undefined) fromFlags.push('--symmetric-key');
+  if (flags['group-key'] !== undefined) fromFlags.push('--group-key');
+  if (flags.cert !== undefined || flags.key !== undefined) fromFlags.push('--cert/--key');
+  if (fromFlags.length > 1) {
+    throw new UsageError(`give one way to authenticate, not ${fromFlags.join(' and ')}`, fromFlags[1]);
+  }
+
+  // Flags win over the environment; the environment is only read when no flag chose a method.
+  let symmetricKey = flags['symmetric-key'];
+  let groupKey = flags['group-key'];
+  if (fromFlags.length === 0) {
+    symmetricKey = env[ENV.symmetricKey] || undefined;
+    groupKey = env[ENV.groupKey] || undefined;
+    if (symmetricKey !== undefined && groupKey !== undefined) {
+      throw new UsageError(
+        `both ${ENV.symmetricKey} and ${ENV.groupKey} are set: unset one, or choose with --symmetric-key or --group-key`,
+        ENV.groupKey,
+      );
+    }
+  }
+
+  if (symmetricKey !== undefined) {
+    const flag = flags['symmetric-key'] === undefined ? ENV.symmetricKey : '--symmetric-key';
+    secrets.push(symmetricKey);
+    return { symmetricKey: checked(flag, () => validateSymmetricKey(symmetricKey, 'symmetric key')) };
+  }
+  if (groupKey !== undefined) {
+    const flag = flags['group-key'] === undefined ? ENV.groupKey : '--group-key';
+    secrets.push(groupKey);
+    return { groupKey: checked(flag, () => validateSymmetricKey(groupKey, 'group key')) };
+  }
+  if (flags.cert !== undefined || flags.key !== undefined) {
+    if (flags.cert === undefined)
+      throw new UsageError('--key needs --cert (the device certificate)', '--cert');
+    if (flags.key === undefined) throw new UsageError('--cert needs --key (its private key file)', '--key');
+    const certificate = readFlagFile('--cert', flags.cert, readText);
+    if (!certificate.includes('-----BEGIN CERTIFICATE-----')) {
+      throw new UsageError(`--cert: ${JSON.stringify(flags.cert)} is not a PEM certificate`, '--cert');
+    }
+    const privateKey = readFlagFile('--key', flags.key, readText);
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
+      throw new UsageError(`--key: ${JSON.stringify(flags.key)} is not a PEM private key`, '--key');
+    }
+    secrets.push(privateKey);
+    const passphrase = flags.passphrase ?? (env[ENV.passphrase] || undefined);
+    if (passphrase !== undefined) {
+      secrets.push(passphrase);
+      return { certificate, privateKey, passphrase };
+    }
+    return { certificate, privateKey };
+  }
+  throw new UsageError(
+    `no credentials: give --symmetric-key, --group-key or --cert with --key (or set ${ENV.symmetricKey} or ${ENV.groupKey})`,
+    '--symmetric-key',
+  );
+}
+
+function parseEndpoint(endpoint: string): string {
+  if (endpoint.includes('://')) {
+    throw new UsageError(
+      `--endpoint: give a host name or host:port, not a URL (got ${JSON.stringify(endpoint)})`,
+      '--endpoint',
+    );
+  }
+  if (endpoint === '' || /[\s/?#@]/.test(endpoint)) {
+    throw new UsageError(
+      `--endpoint: ${JSON.stringify(endpoint)} is not a host name or host:port`,
+      '--endpoint',
+    );
+  }
+  return endpoint;
+}
+
+function parseTransport(transport: string): TransportKind {
+  if (transport === 'mqtt-ws' || transport === 'mqtt') return transport;
+  throw new UsageError(
+    `--transport must be mqtt-ws (MQTT over WebSocket, port 443) or mqtt (MQTT over TLS, port 8883), not ${JSON.stringify(transport)}`,
+    '--transport',
+  );
+}
+
+function parseCa(path: string, readText: ReadText): string {
+  const pem = readFlagFile('--ca', path, readText);
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new UsageError(`--ca: ${JSON.stringify(path)} contains no PEM certificate`, '--ca');
+  }
+  return pem;
+}
+
+/** `--payload '{"model":"x"}'`, or `--payload @file.json`. */
+function parsePayload(text: string, readText: ReadText): JsonValue {
+  const json = text.startsWith('@') ? readFlagFile('--payload', text.slice(1), readText) : text;
+  try {
+    return JSON.parse(json) as JsonValue;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new UsageError(`--payload is not valid JSON (${reason})`, '--payload');
+  }
+}
+
+function parseTimeout(text: string): number {
+  const seconds = Number(text);
+  if (text.trim() === '' || !Number.isFinite(seconds) || seconds <= 0) {
+    throw new UsageError(
+      `--timeout must be a positive number of seconds, not ${JSON.stringify(text)}`,
+      '--timeout',
+    );
+  }
+  return Math.round(seconds * 1000);
+}
+
+function proxyPasswordOf(proxyUrl: string): string[] {
+  try {
+    const url = new URL(proxyUrl.includes('://') ? proxyUrl : `http://${proxyUrl}`);
+    return url.password ? [url.password, decodeURIComponent(url.password)] : [];
+  } catch {
+    return [];
+  }
+}
+
+export const DERIVE_KEY_FLAGS = {
+  'group-key': { type: 'string' },
+  'registration-id': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies OptionsConfig;
+
+export interface DeriveKeyInvocation {
+  groupKey: string;
+  registrationId: string;
+}
+
+/** `dps-mqtt derive-key` flags (or DPS_GROUP_KEY / DPS_REGISTRATION_ID); 'help' for --help. */
+export function parseDeriveKeyArgs(argv: string[], env: Env = process.env): DeriveKeyInvocation | 'help' {
+  const flags = parseFlags(argv, DERIVE_KEY_FLAGS);
+  if (flags.help) return 'help';
+  const groupKey = flags['group-key'] ?? (env[ENV.groupKey] || undefined);
+  if (groupKey === undefined) {
+    throw new UsageError(`--group-key is required (or set ${ENV.groupKey})`, '--group-key');
+  }
+  const registrationId = flags['registration-id'] ?? (env[ENV.registrationId] || undefined);
+  if (registrationId === undefined) {
+    throw new UsageError(`--registration-id is required (or set ${ENV.registrationId})`, '--registration-id');
+  }
+  return {
+    groupKey: checked('--group-key', () => validateSymmetricKey(groupKey, 'group key')),
+    registrationId: checked('--registration-id', () => validateRegistrationId(registrationId)),
+  };
+}

@@ -1,0 +1,123 @@
+// `dps-mqtt demo` (`npm start`): the quick start. Starts the embedded emulator on free loopback ports,
+// registers a demo group-enrollment device over MQTT over WebSocket, prints the assignment, stops.
+import type { ProvisioningClientOptions } from '../../client/types.js';
+import { parseFlags, UsageError } from '../args.js';
+import { ExitCode } from '../exit-codes.js';
+import type { CliIo } from '../output.js';
+import { loadEmulatorModule } from './emulator.js';
+import { registerAndReport, reportError } from './register.js';
+
+export const DEMO_REGISTRATION_ID = 'demo-sensor-001';
+
+export const DEMO_USAGE = `Usage: dps-mqtt demo [options]
+
+The quick start: starts a local DPS emulator on free loopback ports, registers a demo device
+(a member of the emulator's demo group enrollment, docs/emulator.md) over MQTT over WebSocket,
+prints its IoT hub assignment and device connection string, stops the emulator and exits.
+The emulator's CA is generated once with the openssl binary and kept in the PKI directory.
+
+  --registration-id ID     the demo device (default ${DEMO_REGISTRATION_ID})
+  --transport mqtt-ws|mqtt MQTT over WebSocket (default) or MQTT over TLS
+  --pki-dir DIR            where the emulator's CA lives (default ~/.dps-mqtt/emulator)
+  --json                   print only the result as one JSON object on stdout
+  --trace                  print every MQTT packet on stderr (secrets redacted)
+  -q, --quiet              no progress lines
+  -h, --help               this help
+
+Examples
+  npm start
+  dps-mqtt demo --transport mqtt --trace
+`;
+
+const DEMO_FLAGS = {
+  'registration-id': { type: 'string' },
+  transport: { type: 'string' },
+  'pki-dir': { type: 'string' },
+  json: { type: 'boolean' },
+  trace: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export async function runDemo(argv: string[], io: CliIo): Promise<number> {
+  const command = 'dps-mqtt demo';
+  let flags: ReturnType<typeof parseFlags<typeof DEMO_FLAGS>>;
+  try {
+    flags = parseFlags(argv, DEMO_FLAGS);
+    const transport = flags.transport;
+    if (transport !== undefined && transport !== 'mqtt-ws' && transport !== 'mqtt') {
+      throw new UsageError(
+        `--transport must be mqtt-ws or mqtt, not ${JSON.stringify(transport)}`,
+        '--transport',
+      );
+    }
+  } catch (error) {
+    return reportError(command, error, io, argv.includes('--json'), []);
+  }
+  if (flags.help) {
+    io.stdout.write(DEMO_USAGE);
+    return ExitCode.ok;
+  }
+  const json = flags.json ?? false;
+  const say = (text: string): void => {
+    if (!json) io.stdout.write(text);
+  };
+
+  const emulatorModule = await loadEmulatorModule(() => import('../../emulator/index.js'), io, command);
+  if (emulatorModule === undefined) return ExitCode.failure;
+  const { startEmulator, DEMO_GROUP_KEY } = emulatorModule;
+
+  let emulator: Awaited<ReturnType<typeof startEmulator>>;
+  try {
+    emulator = await startEmulator({
+      host: '127.0.0.1',
+      mqttPort: 0,
+      wssPort: 0,
+      ...(flags['pki-dir'] === undefined ? {} : { pkiDir: flags['pki-dir'] }),
+    });
+  } catch (error) {
+    io.stderr.write(
+      `${command}: the emulator could not start: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    return ExitCode.failure;
+  }
+
+  try {
+    const transport = flags.transport === 'mqtt' ? 'mqtt' : 'mqtt-ws';
+    const port = transport === 'mqtt' ? emulator.mqttPort : emulator.wssPort;
+    const registrationId = flags['registration-id'] ?? DEMO_REGISTRATION_ID;
+    const options: ProvisioningClientOptions = {
+      idScope: emulator.idScope,
+      registrationId,
+      security: { groupKey: DEMO_GROUP_KEY },
+      endpoint: `${emulator.host}:${port}`,
+      transport,
+      trustedCa: emulator.caCertPem,
+      proxy: false, // loopback: never through HTTPS_PROXY
+      timeoutMs: 30_000,
+    };
+    say(
+      `Started a local DPS emulator: ID scope ${emulator.idScope}, MQTT over TLS on ${emulator.host}:${emulator.mqttPort}, ` +
+        `MQTT over WebSocket on ${emulator.host}:${emulator.wssPort}\n` +
+        `Registering ${registrationId} (demo group enrollment, derived key) over ${transport === 'mqtt' ? 'MQTT over TLS' : 'MQTT over WebSocket'}...\n\n`,
+    );
+    const code = await registerAndReport(
+      { options, json, trace: flags.trace ?? false, quiet: flags.quiet ?? false, secrets: [DEMO_GROUP_KEY] },
+      io,
+      { command, progress: !(flags.quiet ?? false) },
+    );
+    if (code === ExitCode.ok) say(nextSteps(emulator.idScope, registrationId, emulator.caPath));
+    return code;
+  } finally {
+    await emulator.close();
+  }
+}
+
+function nextSteps(idScope: string, registrationId: string, caPath: string | undefined): string {
+  return `
+Next: run the emulator and register against it yourself
+  dps-mqtt emulator
+  dps-mqtt register --endpoint 127.0.0.1:8443 --ca ${caPath ?? '<the emulator CA>'} \\
+    --id-scope ${idScope} --registration-id ${registrationId} --group-key <the demo group key, docs/emulator.md>
+`;
+}

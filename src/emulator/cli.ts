@@ -1,0 +1,278 @@
+// `dps-mqtt emulator`: parse flags, start the emulator, print the ready line, stop on SIGINT/SIGTERM.
+// stdout carries one machine-readable JSON line; people read stderr (hints, then the JSON log).
+import { parseArgs } from 'node:util';
+import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY, DEMO_GROUP_KEY } from './config.js';
+import {
+  DEFAULT_HOST,
+  DEFAULT_MQTT_PORT,
+  DEFAULT_RETRY_AFTER_SECONDS,
+  DEFAULT_WSS_PORT,
+  defaultPkiDir,
+  type EmulatorOptions,
+  type RunningEmulator,
+  startEmulator,
+} from './index.js';
+import { jsonLinesLogger } from './log.js';
+
+export const EMULATOR_USAGE = `Usage: dps-mqtt emulator [options]
+
+A local Azure IoT Device Provisioning Service: MQTT over TLS and MQTT over WebSocket on loopback.
+
+Listeners
+  --host HOST                    interface to bind (default ${DEFAULT_HOST})
+  --mqtt-port PORT               MQTT over TLS (default ${DEFAULT_MQTT_PORT}; 0 = any free port)
+  --wss-port PORT                MQTT over WebSocket, path /$iothub/websocket (default ${DEFAULT_WSS_PORT}; 0 = any free port)
+  --server-name NAME             extra DNS name or IP for the server certificate (repeatable)
+
+Enrollments
+  --config FILE                  enrollments JSON (docs/emulator.md); without it, the demo enrollments
+  --id-scope SCOPE               the ID scope (default 0ne00000000, or the config file's)
+  --device ID=KEY                add an individual symmetric-key enrollment (repeatable)
+  --group-key KEY                add a symmetric-key enrollment group "cli-group" (device keys derived)
+  --group-ca FILE                add an X.509 enrollment group "cli-x509-group" trusting this CA
+  --hub HOST                     linked IoT hub host name (repeatable; replaces the config's)
+
+State
+  --data-dir DIR                 keep the PKI and the registrations here (they survive a restart)
+  --pki-dir DIR                  where the PKI lives without --data-dir (default ${defaultPkiDir()})
+
+Behaviour (tests and benchmarks)
+  --retry-after SECONDS          retry-after on 202 and 429 answers (default ${DEFAULT_RETRY_AFTER_SECONDS}; DPS sends about 3)
+  --polls-before-assignment N    status queries answered 202 before the assignment (default 0)
+  --assignment-delay MS          no assignment before this long after the register request (default 0)
+  --throttle-first N             answer 429 to the first N requests
+  --throttle-fraction F          answer 429 to this fraction (0..1) of the later requests
+  --throttle-retry-after SECONDS retry-after sent with a 429
+  --drop-before-request N[,N]    close the connection when the Nth request arrives, unanswered
+  --drop-after-response N[,N]    close the connection right after answering the Nth request
+  --response-delay MS            hold every response back this long
+
+Output
+  --quiet                        no log lines on stderr (the ready line is still printed)
+  -h, --help                     this help
+`;
+
+export interface EmulatorCliIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+  /** Where SIGINT/SIGTERM come from; the process by default. */
+  signals: Pick<NodeJS.Process, 'once' | 'off'>;
+}
+
+class UsageError extends Error {}
+
+/** Runs until SIGINT or SIGTERM; resolves with the exit code (0 stopped, 1 failed to start, 2 bad usage). */
+export async function runEmulatorCli(
+  argv: string[],
+  io: EmulatorCliIo = { stdout: process.stdout, stderr: process.stderr, signals: process },
+): Promise<number> {
+  let options: EmulatorOptions;
+  try {
+    const parsed = parseCliOptions(argv);
+    if (parsed === 'help') {
+      io.stdout.write(EMULATOR_USAGE);
+      return 0;
+    }
+    options = parsed;
+    if (!parsed.quiet) options.logger = jsonLinesLogger(io.stderr);
+  } catch (error) {
+    io.stderr.write(`dps-mqtt emulator: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr.write('Run "dps-mqtt emulator --help" for the options.\n');
+    return 2;
+  }
+
+  let emulator: RunningEmulator;
+  try {
+    emulator = await startEmulator(options);
+  } catch (error) {
+    io.stderr.write(
+      `dps-mqtt emulator: could not start: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    return 1;
+  }
+
+  io.stdout.write(
+    `${JSON.stringify({
+      event: 'ready',
+      host: emulator.host,
+      mqttPort: emulator.mqttPort,
+      wssPort: emulator.wssPort,
+      idScope: emulator.idScope,
+      ca: emulator.caPath,
+    })}\n`,
+  );
+  io.stderr.write(hints(emulator, options));
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      io.signals.off('SIGINT', stop);
+      io.signals.off('SIGTERM', stop);
+      if (!options.logger) io.stderr.write(`dps-mqtt emulator: ${signal}, stopping\n`);
+      void emulator.close().then(resolve, resolve);
+    };
+    io.signals.once('SIGINT', stop);
+    io.signals.once('SIGTERM', stop);
+  });
+  return 0;
+}
+
+function parseCliOptions(argv: string[]): (EmulatorOptions & { quiet: boolean }) | 'help' {
+  let values: ReturnType<typeof parse>['values'];
+  try {
+    values = parse(argv).values;
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  if (values.help) return 'help';
+
+  const options: EmulatorOptions & { quiet: boolean } = { quiet: values.quiet ?? false };
+  if (values.host !== undefined) options.host = values.host;
+  if (values['mqtt-port'] !== undefined) options.mqttPort = port(values['mqtt-port'], '--mqtt-port');
+  if (values['wss-port'] !== undefined) options.wssPort = port(values['wss-port'], '--wss-port');
+  if (values['server-name'] !== undefined) options.serverNames = values['server-name'];
+  if (values.config !== undefined) options.config = values.config;
+  if (values['id-scope'] !== undefined) options.idScope = values['id-scope'];
+  if (values.hub !== undefined) options.iotHubs = values.hub;
+  if (values['data-dir'] !== undefined) options.dataDir = values['data-dir'];
+  if (values['pki-dir'] !== undefined) options.pkiDir = values['pki-dir'];
+
+  const individualEnrollments = (values.device ?? []).map((entry) => {
+    const equals = entry.indexOf('=');
+    if (equals <= 0)
+      throw new UsageError(`--device expects ID=KEY (a registration id and its base64 key), got "${entry}"`);
+    return {
+      registrationId: entry.slice(0, equals),
+      attestation: { type: 'symmetricKey', primaryKey: entry.slice(equals + 1) },
+    };
+  });
+  const enrollmentGroups: unknown[] = [];
+  if (values['group-key'] !== undefined) {
+    enrollmentGroups.push({
+      enrollmentGroupId: 'cli-group',
+      attestation: { type: 'symmetricKey', primaryKey: values['group-key'] },
+    });
+  }
+  if (values['group-ca'] !== undefined) {
+    enrollmentGroups.push({
+      enrollmentGroupId: 'cli-x509-group',
+      attestation: { type: 'x509', caCertificate: values['group-ca'] },
+    });
+  }
+  if (individualEnrollments.length > 0 || enrollmentGroups.length > 0) {
+    options.enrollments = { individualEnrollments, enrollmentGroups };
+  }
+
+  if (values['retry-after'] !== undefined)
+    options.retryAfterSeconds = number(values['retry-after'], '--retry-after');
+  if (values['polls-before-assignment'] !== undefined) {
+    options.pollsBeforeAssignment = integer(values['polls-before-assignment'], '--polls-before-assignment');
+  }
+  if (values['assignment-delay'] !== undefined) {
+    options.assignmentDelayMs = number(values['assignment-delay'], '--assignment-delay');
+  }
+  const throttle: NonNullable<EmulatorOptions['throttle']> = {};
+  if (values['throttle-first'] !== undefined)
+    throttle.firstRequests = integer(values['throttle-first'], '--throttle-first');
+  if (values['throttle-fraction'] !== undefined) {
+    const fraction = number(values['throttle-fraction'], '--throttle-fraction');
+    if (fraction > 1) throw new UsageError('--throttle-fraction must be between 0 and 1');
+    throttle.fraction = fraction;
+  }
+  if (values['throttle-retry-after'] !== undefined) {
+    throttle.retryAfterSeconds = number(values['throttle-retry-after'], '--throttle-retry-after');
+  }
+  if (Object.keys(throttle).length > 0) options.throttle = throttle;
+  const faults: NonNullable<EmulatorOptions['faults']> = {};
+  if (values['drop-before-request'] !== undefined) {
+    faults.dropBeforeRequest = integerList(values['drop-before-request'], '--drop-before-request');
+  }
+  if (values['drop-after-response'] !== undefined) {
+    faults.dropAfterResponse = integerList(values['drop-after-response'], '--drop-after-response');
+  }
+  if (values['response-delay'] !== undefined)
+    faults.responseDelayMs = number(values['response-delay'], '--response-delay');
+  if (Object.keys(faults).length > 0) options.faults = faults;
+  return options;
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      host: { type: 'string' },
+      'mqtt-port': { type: 'string' },
+      'wss-port': { type: 'string' },
+      'server-name': { type: 'string', multiple: true },
+      config: { type: 'string' },
+      'id-scope': { type: 'string' },
+      device: { type: 'string', multiple: true },
+      'group-key': { type: 'string' },
+      'group-ca': { type: 'string' },
+      hub: { type: 'string', multiple: true },
+      'data-dir': { type: 'string' },
+      'pki-dir': { type: 'string' },
+      'retry-after': { type: 'string' },
+      'polls-before-assignment': { type: 'string' },
+      'assignment-delay': { type: 'string' },
+      'throttle-first': { type: 'string' },
+      'throttle-fraction': { type: 'string' },
+      'throttle-retry-after': { type: 'string' },
+      'drop-before-request': { type: 'string' },
+      'drop-after-response': { type: 'string' },
+      'response-delay': { type: 'string' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}
+
+function number(text: string, flag: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 0) {
+    throw new UsageError(`${flag} expects a number of at least 0, got "${text}"`);
+  }
+  return value;
+}
+
+function integer(text: string, flag: string): number {
+  const value = number(text, flag);
+  if (!Number.isInteger(value)) throw new UsageError(`${flag} expects a whole number, got "${text}"`);
+  return value;
+}
+
+function integerList(text: string, flag: string): number[] {
+  return text.split(',').map((part) => integer(part.trim(), flag));
+}
+
+function port(text: string, flag: string): number {
+  const value = integer(text, flag);
+  if (value > 65535) throw new UsageError(`${flag} expects a port between 0 and 65535, got "${text}"`);
+  return value;
+}
+
+function hints(emulator: RunningEmulator, options: EmulatorOptions): string {
+  const host = emulator.host.includes(':') ? `[${emulator.host}]` : emulator.host;
+  const lines = [
+    `DPS emulator listening: mqtts://${host}:${emulator.mqttPort}  wss://${host}:${emulator.wssPort}/$iothub/websocket`,
+    `ID scope: ${emulator.idScope}`,
+    `Trust its CA: ${emulator.caPath ?? '(in memory)'}`,
+    `  dps-mqtt register --ca ${emulator.caPath} ...   or   NODE_EXTRA_CA_CERTS=${emulator.caPath} node app.js`,
+  ];
+  if (options.config === undefined) {
+    lines.push(
+      'Demo enrollments (not secrets, never for production):',
+      `  any registration id, key = derived from group key ${DEMO_GROUP_KEY} (dps-mqtt derive-key)`,
+      `  registration id ${DEMO_DEVICE_ID}, key ${DEMO_DEVICE_KEY}`,
+      '  X.509: a device certificate issued by the CA above, CN = registration id',
+    );
+  }
+  lines.push(
+    options.dataDir === undefined
+      ? 'Registrations are kept in memory (use --data-dir to keep them).'
+      : `Data: ${options.dataDir}`,
+    'Stop with Ctrl+C (SIGINT) or SIGTERM.',
+  );
+  return `${lines.join('\n')}\n`;
+}

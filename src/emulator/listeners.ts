@@ -1,0 +1,191 @@
+// The two ways in: MQTT over TLS (8883) and MQTT over WebSocket over TLS (443) at `/$iothub/websocket`
+// (and `/`, which the .NET SDK dials) with subprotocol `mqtt` (`MQTT` from the C SDK).
+// Client certificates are requested but never required here: the session checks them and refuses with a
+// CONNACK, which a device can report, rather than a TLS alert, which it cannot tell from a network fault.
+import { X509Certificate } from 'node:crypto';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import {
+  createServer as createTlsServer,
+  type DetailedPeerCertificate,
+  type TLSSocket,
+  type Server as TlsServer,
+} from 'node:tls';
+import { createWebSocketStream, WebSocketServer } from 'ws';
+import type { EmulatorLogger } from './log.js';
+import type { CertificateAndKey } from './pki.js';
+import type { SessionPeer } from './session.js';
+
+export const WEBSOCKET_PATHS = ['/$iothub/websocket', '/'];
+export const WEBSOCKET_SUBPROTOCOLS = ['mqtt', 'MQTT'];
+
+export interface ListenerOptions {
+  host: string;
+  mqttPort: number;
+  wssPort: number;
+  server: CertificateAndKey;
+  /** CA names offered in the TLS CertificateRequest (the emulator's CA and enrolled group CAs). */
+  clientCaPems: string[];
+  maxPacketBytes: number;
+  handshakeTimeoutMs: number;
+  logger: EmulatorLogger;
+  onConnection(stream: Duplex, peer: SessionPeer): void;
+}
+
+export interface Listeners {
+  mqttPort: number;
+  wssPort: number;
+  /** Stops accepting, destroys every open socket, and resolves when both servers are closed. */
+  close(): Promise<void>;
+}
+
+export async function startListeners(options: ListenerOptions): Promise<Listeners> {
+  const tlsOptions = {
+    cert: options.server.certPem,
+    key: options.server.keyPem,
+    ca: options.clientCaPems,
+    minVersion: 'TLSv1.2' as const,
+    requestCert: true,
+    rejectUnauthorized: false,
+    handshakeTimeout: options.handshakeTimeoutMs,
+  };
+  const sockets = new Set<Socket>();
+  const track = (socket: Socket): void => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
+
+  const mqttServer = createTlsServer(tlsOptions, (socket) => {
+    options.onConnection(socket, {
+      transport: 'mqtt',
+      remoteAddress: socket.remoteAddress,
+      clientCertificates: () => peerCertificateChain(socket),
+    });
+  });
+  mqttServer.on('connection', track);
+  mqttServer.on('tlsClientError', (error, socket) => {
+    options.logger({
+      event: 'tlsError',
+      transport: 'mqtt',
+      remoteAddress: socket.remoteAddress,
+      error: error.message,
+    });
+  });
+
+  const webSocketServer = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: options.maxPacketBytes,
+    handleProtocols: (protocols) =>
+      WEBSOCKET_SUBPROTOCOLS.find((protocol) => protocols.has(protocol)) ?? false,
+  });
+  const wssServer = createHttpsServer(tlsOptions, (_request, response) => {
+    // Plain HTTPS requests get a clear answer: this endpoint only upgrades to MQTT over WebSocket.
+    response.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
+    response.end('dps-mqtt emulator: connect with a WebSocket to /$iothub/websocket, subprotocol mqtt\n');
+  });
+  wssServer.on('connection', track);
+  wssServer.on('tlsClientError', (error, socket) => {
+    options.logger({
+      event: 'tlsError',
+      transport: 'wss',
+      remoteAddress: socket.remoteAddress,
+      error: error.message,
+    });
+  });
+  wssServer.on('upgrade', (request, socket: Duplex, head: Buffer) => {
+    const tlsSocket = request.socket as TLSSocket;
+    const path = new URL(request.url ?? '/', 'https://emulator').pathname;
+    const offered = String(request.headers['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((protocol) => protocol.trim());
+    const refusal = !WEBSOCKET_PATHS.includes(path)
+      ? { status: '404 Not Found', reason: `path ${JSON.stringify(path)} is not /$iothub/websocket` }
+      : !offered.some((protocol) => WEBSOCKET_SUBPROTOCOLS.includes(protocol))
+        ? { status: '400 Bad Request', reason: 'the WebSocket subprotocol must be mqtt' }
+        : undefined;
+    if (refusal !== undefined) {
+      options.logger({
+        event: 'upgradeRefused',
+        transport: 'wss',
+        remoteAddress: tlsSocket.remoteAddress,
+        ...refusal,
+      });
+      socket.end(
+        `HTTP/1.1 ${refusal.status}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${refusal.reason}\n`,
+      );
+      return;
+    }
+    webSocketServer.handleUpgrade(request, socket, head, (webSocket) => {
+      const stream = createWebSocketStream(webSocket);
+      options.onConnection(stream, {
+        transport: 'wss',
+        remoteAddress: tlsSocket.remoteAddress,
+        clientCertificates: () => peerCertificateChain(tlsSocket),
+      });
+    });
+  });
+
+  const [mqttPort, wssPort] = await Promise.all([
+    listen(mqttServer, options.host, options.mqttPort),
+    listen(wssServer, options.host, options.wssPort),
+  ]).catch(async (error: unknown) => {
+    await Promise.all([closeServer(mqttServer), closeServer(wssServer)]);
+    throw error;
+  });
+
+  return {
+    mqttPort,
+    wssPort,
+    async close() {
+      const closing = Promise.all([closeServer(mqttServer), closeServer(wssServer)]);
+      for (const socket of sockets) socket.destroy();
+      webSocketServer.close();
+      await closing;
+    },
+  };
+}
+
+/** The chain the device sent, leaf first; empty when it sent no certificate. */
+function peerCertificateChain(socket: TLSSocket): X509Certificate[] {
+  const chain: X509Certificate[] = [];
+  const seen = new Set<string>();
+  let current: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  while (current?.raw !== undefined && !seen.has(current.fingerprint256)) {
+    seen.add(current.fingerprint256);
+    chain.push(new X509Certificate(current.raw));
+    current = current.issuerCertificate;
+  }
+  return chain;
+}
+
+function listen(server: TlsServer | HttpsServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => {
+      const code = (error as NodeJS.ErrnoException).code;
+      const hint =
+        code === 'EADDRINUSE'
+          ? `: port ${port} is in use (choose another port, or 0 for any free port)`
+          : code === 'EACCES'
+            ? `: binding port ${port} needs privileges (use a port above 1023)`
+            : '';
+      reject(new Error(`cannot listen on ${host}:${port}${hint}`, { cause: error }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closeServer(server: TlsServer | HttpsServer): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+  });
+}

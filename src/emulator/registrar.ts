@@ -1,0 +1,235 @@
+// What DPS does with a register request and a status query, independent of MQTT: operations, assignment,
+// the registration state and the service's error bodies.
+import { randomBytes, randomUUID } from 'node:crypto';
+import type {
+  JsonValue,
+  OperationStatus,
+  RegistrationState,
+  ServiceErrorBody,
+} from '../protocol/responses.js';
+import { type Attested, certificateInfo, type EnrollmentBook } from './enrollments.js';
+import type { RegistrationRecord, RegistrationStore } from './store.js';
+
+export interface DpsResponse {
+  statusCode: number;
+  body: OperationStatus | ServiceErrorBody;
+  retryAfterSeconds?: number | undefined;
+}
+
+/** A device that passed CONNECT: who it is and how it proved it. */
+export interface AuthenticatedDevice {
+  registrationId: string;
+  attested: Attested;
+  apiVersion: string;
+}
+
+export interface RegistrarOptions {
+  book: EnrollmentBook;
+  store: RegistrationStore;
+  /** Sent with every 202 (and 429 unless the throttle has its own). */
+  retryAfterSeconds: number;
+  /** Status queries answered 202 `assigning` before the one that returns the assignment. */
+  pollsBeforeAssignment: number;
+  /** And no assignment before this long after the register request (milliseconds). */
+  assignmentDelayMs: number;
+  now?: () => Date;
+}
+
+interface Operation {
+  operationId: string;
+  device: AuthenticatedDevice;
+  requestPayload: JsonValue | undefined;
+  createdAtMs: number;
+  pollsAnswered: number;
+  /** Set once assigned: later queries for the same operation get the same answer. */
+  result?: OperationStatus;
+}
+
+// Six-digit error codes: the HTTP status followed by a sequence number, as DPS sends them.
+export const ERROR_CODES = {
+  badRequest: 400004,
+  unauthorized: 401002,
+  operationNotFound: 404201,
+  throttled: 429001,
+} as const;
+
+/** Operations kept for status queries; the oldest are forgotten beyond this. */
+const MAX_OPERATIONS = 100_000;
+
+export class Registrar {
+  private readonly operations = new Map<string, Operation>();
+  private readonly now: () => Date;
+
+  constructor(private readonly options: RegistrarOptions) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** `$dps/registrations/PUT/iotdps-register/?$rid=...` */
+  register(device: AuthenticatedDevice, body: Buffer): DpsResponse {
+    const request = parseRegisterBody(body);
+    if (typeof request === 'string') return serviceError(400, ERROR_CODES.badRequest, request);
+    if (request.registrationId !== undefined && request.registrationId !== device.registrationId) {
+      return serviceError(
+        400,
+        ERROR_CODES.badRequest,
+        `the body's registrationId "${request.registrationId}" is not the connection's "${device.registrationId}"`,
+      );
+    }
+    if (!device.attested.matched.enrollment.enabled) {
+      return serviceError(
+        401,
+        ERROR_CODES.unauthorized,
+        `the enrollment for "${device.registrationId}" is disabled`,
+      );
+    }
+    const operation: Operation = {
+      operationId: newOperationId(),
+      device,
+      requestPayload: request.payload,
+      createdAtMs: this.now().getTime(),
+      pollsAnswered: 0,
+    };
+    this.remember(operation);
+    return {
+      statusCode: 202,
+      body: { operationId: operation.operationId, status: 'assigning' },
+      retryAfterSeconds: this.options.retryAfterSeconds,
+    };
+  }
+
+  /** `$dps/registrations/GET/iotdps-get-operationstatus/?$rid=...&operationId=...` */
+  operationStatus(device: AuthenticatedDevice, operationId: string): DpsResponse {
+    const operation = this.operations.get(operationId);
+    // Another device's operation is as unknown as one that never existed.
+    if (operation === undefined || operation.device.registrationId !== device.registrationId) {
+      return serviceError(404, ERROR_CODES.operationNotFound, `operation "${operationId}" was not found`);
+    }
+    if (operation.result !== undefined) return { statusCode: 200, body: operation.result };
+    const ready =
+      operation.pollsAnswered >= this.options.pollsBeforeAssignment &&
+      this.now().getTime() - operation.createdAtMs >= this.options.assignmentDelayMs;
+    if (!ready) {
+      operation.pollsAnswered++;
+      return {
+        statusCode: 202,
+        body: { operationId, status: 'assigning' },
+        retryAfterSeconds: this.options.retryAfterSeconds,
+      };
+    }
+    operation.result = this.assign(operation);
+    return { statusCode: 200, body: operation.result };
+  }
+
+  /** The 429 a throttled request gets. */
+  throttled(retryAfterSeconds: number): DpsResponse {
+    return {
+      ...serviceError(429, ERROR_CODES.throttled, 'too many requests: retry after the retry-after interval'),
+      retryAfterSeconds,
+    };
+  }
+
+  private assign(operation: Operation): OperationStatus {
+    const { device } = operation;
+    const { registrationId, attested } = device;
+    const nowUtc = this.now().toISOString();
+    const existing = this.options.store.get(registrationId);
+    const enrollment = attested.matched.enrollment;
+    let record: RegistrationRecord;
+    if (existing !== undefined) {
+      // Registration is idempotent: a device that registers again keeps its hub and device id.
+      record = { ...existing, lastUpdatedDateTimeUtc: nowUtc, etag: newEtag() };
+    } else {
+      const { assignedHub, deviceId } = this.options.book.allocate(registrationId, attested.matched);
+      record = {
+        registrationId,
+        deviceId,
+        assignedHub,
+        createdDateTimeUtc: nowUtc,
+        lastUpdatedDateTimeUtc: nowUtc,
+        etag: newEtag(),
+        substatus: 'initialAssignment',
+        enrollment:
+          attested.matched.kind === 'individual'
+            ? { kind: 'individual', id: registrationId }
+            : { kind: 'group', id: attested.matched.enrollment.enrollmentGroupId },
+        initialTwin: enrollment.initialTwin,
+      };
+    }
+    this.options.store.put(record);
+
+    const state: RegistrationState = {
+      registrationId,
+      createdDateTimeUtc: record.createdDateTimeUtc,
+      assignedHub: record.assignedHub,
+      deviceId: record.deviceId,
+      status: 'assigned',
+      substatus: record.substatus,
+      lastUpdatedDateTimeUtc: record.lastUpdatedDateTimeUtc,
+      etag: record.etag,
+    };
+    const enrollmentGroupId =
+      attested.matched.kind === 'group' ? attested.matched.enrollment.enrollmentGroupId : undefined;
+    if (attested.attestation === 'symmetricKey') {
+      state.symmetricKey = enrollmentGroupId === undefined ? {} : { enrollmentGroupId };
+    } else {
+      state.x509 = {};
+      if (attested.certificate !== undefined)
+        state.x509.certificateInfo = certificateInfo(attested.certificate);
+      if (enrollmentGroupId !== undefined) state.x509.enrollmentGroupId = enrollmentGroupId;
+      if (attested.signingCertificate !== undefined) {
+        state.x509.signingCertificateInfo = certificateInfo(attested.signingCertificate);
+      }
+    }
+    // Custom allocation data: the enrollment's payload, or else the device's own echoed back.
+    const payload = enrollment.payload ?? operation.requestPayload;
+    if (payload !== undefined) state.payload = payload;
+    return { operationId: operation.operationId, status: 'assigned', registrationState: state };
+  }
+
+  private remember(operation: Operation): void {
+    this.operations.set(operation.operationId, operation);
+    if (this.operations.size > MAX_OPERATIONS) {
+      const oldest = this.operations.keys().next().value;
+      if (oldest !== undefined) this.operations.delete(oldest);
+    }
+  }
+}
+
+export function serviceError(statusCode: number, errorCode: number, message: string): DpsResponse {
+  return {
+    statusCode,
+    body: { errorCode, trackingId: randomUUID(), message, timestampUtc: new Date().toISOString() },
+  };
+}
+
+/** Operation ids look like the service's: `4.` + 16 hex digits + `.` + a UUID. */
+function newOperationId(): string {
+  return `4.${randomBytes(8).toString('hex')}.${randomUUID()}`;
+}
+
+function newEtag(): string {
+  return Buffer.from(JSON.stringify(randomUUID())).toString('base64');
+}
+
+/** The register body, or a message saying why it is malformed. An empty body is accepted. */
+function parseRegisterBody(body: Buffer): { registrationId?: string; payload?: JsonValue } | string {
+  const text = body.toString('utf8').trim();
+  if (text === '') return {};
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return 'the register request body is not JSON: send {"registrationId":"...","payload":{...}}';
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    return 'the register request body must be a JSON object: {"registrationId":"...","payload":{...}}';
+  }
+  const object = json as Record<string, unknown>;
+  if (object.registrationId !== undefined && typeof object.registrationId !== 'string') {
+    return 'the register request body has a registrationId that is not a string';
+  }
+  const result: { registrationId?: string; payload?: JsonValue } = {};
+  if (typeof object.registrationId === 'string') result.registrationId = object.registrationId;
+  if (object.payload !== undefined) result.payload = object.payload as JsonValue;
+  return result;
+}
