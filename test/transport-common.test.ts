@@ -184,7 +184,7 @@ describe('common transport: create and open', () => {
 });
 
 describe('common transport: a registration', () => {
-  test('PROV_TRANSPORT_MQTT_COMMON_07_047/050/053: connects, subscribes, registers and polls to assigned', async () => {
+  test('PROV_TRANSPORT_MQTT_COMMON_07_047, PROV_TRANSPORT_MQTT_COMMON_07_050, PROV_TRANSPORT_MQTT_COMMON_07_052, PROV_TRANSPORT_MQTT_COMMON_07_053: connects, subscribes, registers and polls to assigned', async () => {
     const t = harness();
     startRegistration(t.handle, { room: 4 });
     const peer = await t.nextPeer();
@@ -402,7 +402,7 @@ describe('common transport: a registration', () => {
     await peer.closed;
   });
 
-  test('PROV_TRANSPORT_MQTT_COMMON_07_049/057: a drop mid-poll is reported once, then a status query reconnects and resumes the same operation', async () => {
+  test('PROV_TRANSPORT_MQTT_COMMON_07_049, PROV_TRANSPORT_MQTT_COMMON_07_057: a drop mid-poll is reported once, then a status query reconnects and resumes the same operation', async () => {
     const t = harness();
     startRegistration(t.handle);
     const first = await t.nextPeer();
@@ -460,7 +460,7 @@ describe('common transport: a registration', () => {
 });
 
 describe('common transport: misuse and settings', () => {
-  test('PROV_TRANSPORT_MQTT_COMMON_07_014/015: register_device refuses while a registration is in flight', async () => {
+  test('PROV_TRANSPORT_MQTT_COMMON_07_014, PROV_TRANSPORT_MQTT_COMMON_07_015: register_device refuses while a registration is in flight', async () => {
     const t = harness();
     startRegistration(t.handle);
     assert.throws(() => commonMqtt.registerDevice(t.handle, { challenge }), InvalidStateError);
@@ -488,7 +488,7 @@ describe('common transport: misuse and settings', () => {
     assert.throws(() => commonMqtt.close(handle), InvalidStateError);
   });
 
-  test('PROV_TRANSPORT_MQTT_COMMON_07_034-040: set_proxy validates and replaces', () => {
+  test('PROV_TRANSPORT_MQTT_COMMON_07_034, PROV_TRANSPORT_MQTT_COMMON_07_040: set_proxy validates and replaces', () => {
     const t = harness();
     assert.throws(() => commonMqtt.setProxy(t.handle, { host: '', port: 3128 }), InvalidInputError);
     assert.throws(() => commonMqtt.setProxy(t.handle, { host: 'proxy', port: 0 }), InvalidInputError);
@@ -511,7 +511,7 @@ describe('common transport: misuse and settings', () => {
     commonMqtt.destroy(t.handle);
   });
 
-  test('PROV_TRANSPORT_MQTT_COMMON_07_023/059: set_trace toggles tracing on a live connection, with secrets redacted', async () => {
+  test('PROV_TRANSPORT_MQTT_COMMON_07_023, PROV_TRANSPORT_MQTT_COMMON_07_059: set_trace toggles tracing on a live connection, with secrets redacted', async () => {
     const t = harness();
     const lines: string[] = [];
     commonMqtt.setOption(t.handle, 'traceSink', (line) => lines.push(line));

@@ -87,7 +87,7 @@ async function waitFor(condition: () => boolean, what: string): Promise<void> {
 }
 
 describe('mqttWsProtocol: the provider of the spec over a real WebSocket', () => {
-  test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_001 _003 _005 _006 _007 _014: create, open, register_device, get_operation_status and dowork carry a registration over WSS', async () => {
+  test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_001, PROV_TRANSPORT_MQTT_WS_CLIENT_07_003, PROV_TRANSPORT_MQTT_WS_CLIENT_07_005, PROV_TRANSPORT_MQTT_WS_CLIENT_07_006, PROV_TRANSPORT_MQTT_WS_CLIENT_07_007, PROV_TRANSPORT_MQTT_WS_CLIENT_07_014: create, open, register_device, get_operation_status and dowork carry a registration over WSS', async () => {
     const registrationId = 'ws-basic-1';
     const handle = createHandle(ws, registrationId);
     const statuses: TransportStatus[] = [];
@@ -189,7 +189,7 @@ describe('mqttWsProtocol: the provider of the spec over a real WebSocket', () =>
     }
   });
 
-  test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_010 _013: a wrong trusted CA fails TLS once, reported as not retryable', async () => {
+  test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_010, PROV_TRANSPORT_MQTT_WS_CLIENT_07_013: a wrong trusted CA fails TLS once, reported as not retryable', async () => {
     const otherCa = await createRootCa({ commonName: 'not the emulator' });
     const registrationId = 'ws-wrong-ca-1';
     const handle = createHandle(ws, registrationId);
@@ -220,7 +220,7 @@ describe('mqttWsProtocol: the provider of the spec over a real WebSocket', () =>
     }
   });
 
-  test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_011 _012: set_proxy tunnels the WebSocket through a real CONNECT proxy with Basic auth', async () => {
+  test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_011, PROV_TRANSPORT_MQTT_WS_CLIENT_07_012: set_proxy tunnels the WebSocket through a real CONNECT proxy with Basic auth', async () => {
     const expected = `Basic ${Buffer.from('dev-user:pr0xy-Secret').toString('base64')}`;
     const proxy = await listenProxy((request) => request.headers['proxy-authorization'] === expected);
     const registrationId = 'ws-proxy-1';
