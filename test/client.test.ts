@@ -158,6 +158,8 @@ for (const transport of TRANSPORTS) {
     });
 
     const drops: Array<[string, object]> = [
+      ['before CONNACK', { dropBeforeConnack: 1 }],
+      ['after SUBSCRIBE', { dropAfterSuback: 1 }],
       ['after the register publish', { dropBeforeRequest: 1 }],
       ['between polls', { dropAfterResponse: 1 }],
       ['during a poll', { dropBeforeRequest: 2 }],
@@ -167,7 +169,7 @@ for (const transport of TRANSPORTS) {
         const faulty = await startTestEmulator({ faults, pollsBeforeAssignment: 1 });
         try {
           const result = await register(
-            optionsFor(faulty, transport, `drop-${transport}-${name.replace(/ /g, '-')}`),
+            optionsFor(faulty, transport, `drop-${transport}-${name.replace(/ /g, '-').toLowerCase()}`),
           );
           assert.equal(result.status, 'assigned');
           assert.equal(result.timings.connections, 2);

@@ -45,7 +45,13 @@ Behaviour (tests and benchmarks)
   --throttle-retry-after SECONDS retry-after sent with a 429
   --drop-before-request N[,N]    close the connection when the Nth request arrives, unanswered
   --drop-after-response N[,N]    close the connection right after answering the Nth request
+  --drop-before-connack N[,N]    close the Nth connection when its CONNECT arrives, unanswered
+  --drop-after-suback N[,N]      close the Nth subscribing connection right after its SUBACK
   --response-delay MS            hold every response back this long
+
+Limits
+  --connect-timeout MS           TLS, the WebSocket upgrade and CONNECT must be done within this (default 10000)
+  --max-packet-bytes N           MQTT packets above this size close the connection (default 65536)
 
 Output
   --quiet                        no log lines on stderr (the ready line is still printed)
@@ -189,9 +195,21 @@ function parseCliOptions(argv: string[]): (EmulatorOptions & { quiet: boolean })
   if (values['drop-after-response'] !== undefined) {
     faults.dropAfterResponse = integerList(values['drop-after-response'], '--drop-after-response');
   }
+  if (values['drop-before-connack'] !== undefined) {
+    faults.dropBeforeConnack = integerList(values['drop-before-connack'], '--drop-before-connack');
+  }
+  if (values['drop-after-suback'] !== undefined) {
+    faults.dropAfterSuback = integerList(values['drop-after-suback'], '--drop-after-suback');
+  }
   if (values['response-delay'] !== undefined)
     faults.responseDelayMs = number(values['response-delay'], '--response-delay');
   if (Object.keys(faults).length > 0) options.faults = faults;
+  if (values['connect-timeout'] !== undefined) {
+    options.connectTimeoutMs = positiveInteger(values['connect-timeout'], '--connect-timeout');
+  }
+  if (values['max-packet-bytes'] !== undefined) {
+    options.maxPacketBytes = positiveInteger(values['max-packet-bytes'], '--max-packet-bytes');
+  }
   return options;
 }
 
@@ -221,7 +239,11 @@ function parse(argv: string[]) {
       'throttle-retry-after': { type: 'string' },
       'drop-before-request': { type: 'string' },
       'drop-after-response': { type: 'string' },
+      'drop-before-connack': { type: 'string' },
+      'drop-after-suback': { type: 'string' },
       'response-delay': { type: 'string' },
+      'connect-timeout': { type: 'string' },
+      'max-packet-bytes': { type: 'string' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -239,6 +261,12 @@ function number(text: string, flag: string): number {
 function integer(text: string, flag: string): number {
   const value = number(text, flag);
   if (!Number.isInteger(value)) throw new UsageError(`${flag} expects a whole number, got "${text}"`);
+  return value;
+}
+
+function positiveInteger(text: string, flag: string): number {
+  const value = integer(text, flag);
+  if (value < 1) throw new UsageError(`${flag} expects a whole number of at least 1, got "${text}"`);
   return value;
 }
 

@@ -17,6 +17,10 @@ export interface FaultOptions {
   dropAfterResponse?: number | number[];
   /** Hold every response back this long (milliseconds). */
   responseDelayMs?: number;
+  /** Close the Nth connection (counted from 1) when its CONNECT arrives, before any CONNACK. */
+  dropBeforeConnack?: number | number[];
+  /** Close the Nth subscribing connection right after its SUBACK. */
+  dropAfterSuback?: number | number[];
 }
 
 export interface RequestFate {
@@ -29,8 +33,12 @@ export interface RequestFate {
 
 export class FaultPlan {
   private requestCount = 0;
+  private connectCount = 0;
+  private subscribeCount = 0;
   private readonly dropBefore: Set<number>;
   private readonly dropAfter: Set<number>;
+  private readonly dropBeforeConnack: Set<number>;
+  private readonly dropAfterSuback: Set<number>;
 
   constructor(
     private readonly throttle: ThrottleOptions = {},
@@ -38,6 +46,8 @@ export class FaultPlan {
   ) {
     this.dropBefore = new Set(toList(faults.dropBeforeRequest));
     this.dropAfter = new Set(toList(faults.dropAfterResponse));
+    this.dropBeforeConnack = new Set(toList(faults.dropBeforeConnack));
+    this.dropAfterSuback = new Set(toList(faults.dropAfterSuback));
     const fraction = throttle.fraction ?? 0;
     if (!(fraction >= 0 && fraction <= 1))
       throw new RangeError(`throttle fraction ${fraction} must be within 0..1`);
@@ -49,6 +59,18 @@ export class FaultPlan {
 
   throttleRetryAfterSeconds(fallback: number): number {
     return this.throttle.retryAfterSeconds ?? fallback;
+  }
+
+  /** Whether the next CONNECT to arrive is to be dropped unanswered; returns its number too. */
+  nextConnect(): { sequence: number; drop: boolean } {
+    const sequence = ++this.connectCount;
+    return { sequence, drop: this.dropBeforeConnack.has(sequence) };
+  }
+
+  /** Whether the connection is to be dropped right after the next SUBACK. */
+  nextSubscribe(): { sequence: number; drop: boolean } {
+    const sequence = ++this.subscribeCount;
+    return { sequence, drop: this.dropAfterSuback.has(sequence) };
   }
 
   /** Decides what happens to the next request to arrive. */

@@ -51,6 +51,7 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
     handshakeTimeout: options.handshakeTimeoutMs,
   };
   const sockets = new Set<Socket>();
+  const upgradeTimers = new WeakMap<Socket, NodeJS.Timeout>();
   const track = (socket: Socket): void => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -86,6 +87,14 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
     response.end('dps-mqtt emulator: connect with a WebSocket to /$iothub/websocket, subprotocol mqtt\n');
   });
   wssServer.on('connection', track);
+  // handshakeTimeout covers TLS only: a client must also finish the WebSocket upgrade in time (the HTTP
+  // server's own headersTimeout is 60 s and counts only once a request starts).
+  wssServer.on('secureConnection', (socket: TLSSocket) => {
+    const timer = setTimeout(() => socket.destroy(), options.handshakeTimeoutMs);
+    timer.unref();
+    upgradeTimers.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+  });
   wssServer.on('tlsClientError', (error, socket) => {
     options.logger({
       event: 'tlsError',
@@ -96,6 +105,7 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
   });
   wssServer.on('upgrade', (request, socket: Duplex, head: Buffer) => {
     const tlsSocket = request.socket as TLSSocket;
+    clearTimeout(upgradeTimers.get(tlsSocket));
     const path = new URL(request.url ?? '/', 'https://emulator').pathname;
     const offered = String(request.headers['sec-websocket-protocol'] ?? '')
       .split(',')

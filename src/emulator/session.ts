@@ -25,6 +25,9 @@ import type { AuthenticatedDevice, DpsResponse, Registrar } from './registrar.js
 // The number cache costs 38 ms and 17 MB on the first generate(); the emulator does not need it.
 mqttPacket.writeToStream.cacheNumbers = false;
 
+/** Answers queued for a device that does not read them; above this the connection is closed. */
+export const MAX_UNREAD_RESPONSE_BYTES = 1024 * 1024;
+
 export const CONNACK_ACCEPTED = 0;
 export const CONNACK_UNACCEPTABLE_PROTOCOL_VERSION = 1;
 export const CONNACK_IDENTIFIER_REJECTED = 2;
@@ -114,8 +117,9 @@ export class MqttSession {
 
   private onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
-    // Any packet shows the device is alive: the keep-alive clock restarts.
-    this.idleTimer.refresh();
+    // Any packet shows a connected device is alive: the keep-alive clock restarts. Before CONNECT the
+    // limit is absolute, or a client trickling one byte at a time would hold the connection forever.
+    if (this.state === 'connected') this.idleTimer.refresh();
     const result = this.frames.push(chunk);
     if (result.kind === 'tooLarge') {
       this.close(
@@ -178,6 +182,12 @@ export class MqttSession {
   }
 
   private onConnect(packet: IConnectPacket): void {
+    const connectFate = this.context.faults.nextConnect();
+    if (connectFate.drop) {
+      this.log({ event: 'drop', fault: 'beforeConnack', sequence: connectFate.sequence });
+      this.close(`fault injected: drop before CONNACK ${connectFate.sequence}`);
+      return;
+    }
     if (packet.protocolVersion !== 4) {
       this.refuse(
         CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,
@@ -253,6 +263,11 @@ export class MqttSession {
       return qos;
     });
     this.send({ cmd: 'suback', messageId: packet.messageId ?? 0, granted });
+    const subscribeFate = this.context.faults.nextSubscribe();
+    if (subscribeFate.drop) {
+      this.log({ event: 'drop', fault: 'afterSuback', sequence: subscribeFate.sequence });
+      this.close(`fault injected: drop after SUBACK ${subscribeFate.sequence}`);
+    }
   }
 
   private onPublish(packet: IPublishPacket): void {
@@ -359,6 +374,11 @@ export class MqttSession {
   private send(packet: Packet): void {
     if (this.state === 'closed' && packet.cmd !== 'connack') return;
     if (this.stream.destroyed || this.stream.writableEnded) return;
+    // A device that sends requests but never reads the answers would grow the write buffer without end.
+    if (this.stream.writableLength > MAX_UNREAD_RESPONSE_BYTES) {
+      this.close(`the device does not read its answers (${this.stream.writableLength} bytes unread)`);
+      return;
+    }
     this.stream.write(mqttPacket.generate(packet));
   }
 
