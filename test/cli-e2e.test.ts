@@ -265,7 +265,7 @@ describe('dps-mqtt register against the emulator', () => {
       '10',
     ]);
     assert.equal(code, 6, stderr);
-    assert.match(stderr, /ERR_TRANSPORT/);
+    assert.match(stderr, /ERR_TRANSPORT during tls.*--ca FILE/);
   });
 
   test('--timeout passing exits 5', async () => {

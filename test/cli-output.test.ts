@@ -121,6 +121,27 @@ describe('error output', () => {
     });
   });
 
+  test('a timeout carries the last failure as its cause, redacted', () => {
+    const cause = new TransportError(`could not connect to 127.0.0.1:1: ECONNREFUSED (key ${KEY})`, {
+      phase: 'tcp',
+    });
+    const error = new TimeoutError('the next attempt would pass the 2000 ms deadline', { cause });
+    assert.deepEqual(errorJson(error, [KEY]).error.cause, {
+      code: 'ERR_TRANSPORT',
+      phase: 'tcp',
+      message: 'could not connect to 127.0.0.1:1: ECONNREFUSED (key <redacted>)',
+    });
+  });
+
+  test('an untrusted server certificate gets a hint in CLI terms (--ca)', () => {
+    const error = new TransportError('the TLS certificate of h:1 is not trusted', {
+      phase: 'tls',
+      retryable: false,
+    });
+    assert.match(errorJson(error).error.hint ?? '', /--ca FILE/);
+    assert.match(formatError('dps-mqtt register', error), /hint: pass the CA .* --ca FILE/);
+  });
+
   test('a usage error is reported as ERR_INVALID_INPUT in the input phase', () => {
     assert.deepEqual(errorJson(new UsageError('--timeout must be positive', '--timeout')).error, {
       code: 'ERR_INVALID_INPUT',

@@ -130,6 +130,8 @@ export interface ErrorJson {
     statusCode?: number;
     errorCode?: number;
     trackingId?: string;
+    /** What went wrong last before a timeout, e.g. the refused connection that kept being retried. */
+    cause?: { code: string; phase: string | undefined; message: string };
   };
 }
 
@@ -140,6 +142,17 @@ interface ErrorFields {
   statusCode?: unknown;
   errorCode?: unknown;
   trackingId?: unknown;
+  cause?: unknown;
+}
+
+/** CLI wording for errors the library leaves without a hint. */
+function cliHint(code: string | undefined, phase: string | undefined): string | undefined {
+  if (code === 'ERR_TRANSPORT' && phase === 'tls') {
+    return 'pass the CA that issued the server certificate with --ca FILE (the emulator prints its CA path)';
+  }
+  if (code === 'ERR_PROXY')
+    return 'check --proxy or HTTPS_PROXY (and its credentials), or bypass it with --no-proxy';
+  return undefined;
 }
 
 function stringOrUndefined(value: unknown): string | undefined {
@@ -150,19 +163,29 @@ function stringOrUndefined(value: unknown): string | undefined {
 export function errorJson(error: unknown, secrets: readonly string[] = []): ErrorJson {
   const fields: ErrorFields = typeof error === 'object' && error !== null ? (error as ErrorFields) : {};
   const message = redact(error instanceof Error ? error.message : String(error), secrets);
-  const hint = stringOrUndefined(fields.hint);
+  const code = stringOrUndefined(fields.code);
+  const phase = stringOrUndefined(fields.phase);
+  const hint = stringOrUndefined(fields.hint) ?? cliHint(code, phase);
   const body: ErrorJson['error'] =
     error instanceof UsageError
       ? { code: 'ERR_INVALID_INPUT', phase: 'input', message, hint: 'run with --help for the options' }
       : {
-          code: stringOrUndefined(fields.code) ?? 'ERR_INTERNAL',
-          phase: stringOrUndefined(fields.phase),
+          code: code ?? 'ERR_INTERNAL',
+          phase,
           message,
           hint: hint === undefined ? undefined : redact(hint, secrets),
         };
   if (typeof fields.statusCode === 'number') body.statusCode = fields.statusCode;
   if (typeof fields.errorCode === 'number') body.errorCode = fields.errorCode;
   if (typeof fields.trackingId === 'string') body.trackingId = fields.trackingId;
+  const cause = fields.cause;
+  if (cause instanceof Error && typeof (cause as ErrorFields).code === 'string') {
+    body.cause = {
+      code: String((cause as ErrorFields).code),
+      phase: stringOrUndefined((cause as ErrorFields).phase),
+      message: redact(cause.message, secrets),
+    };
+  }
   return { error: body };
 }
 
