@@ -1,10 +1,6 @@
 // register() end to end over real sockets against the emulator, for both transports.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { createProxy, type ProxyServer } from 'proxy';
 import { deviceConnectionString } from '../src/client/connection-string.js';
 import { register } from '../src/client/register.js';
 import type { ProgressEvent, ProvisioningClientOptions, TransportKind } from '../src/client/types.js';
@@ -18,6 +14,7 @@ import {
 } from '../src/protocol/errors.js';
 import { deriveDeviceKey } from '../src/protocol/sas.js';
 import { startTestEmulator, type TestEmulator } from './helpers/emulator.js';
+import { startConnectProxy } from './support/net.js';
 
 const TRANSPORTS: TransportKind[] = ['mqtt-ws', 'mqtt'];
 
@@ -105,25 +102,20 @@ for (const transport of TRANSPORTS) {
     });
 
     test('through a real CONNECT proxy with Basic auth', async () => {
-      const proxy: ProxyServer = createProxy(http.createServer());
       const expected = `Basic ${Buffer.from('alice:pr0xy-Pass').toString('base64')}`;
-      const targets: string[] = [];
-      proxy.authenticate = (request) => request.headers['proxy-authorization'] === expected;
-      proxy.on('connect', (request: http.IncomingMessage) => targets.push(request.url ?? ''));
-      proxy.listen(0, '127.0.0.1');
-      await once(proxy, 'listening');
+      const proxy = await startConnectProxy({
+        authenticate: (request) => request.headers['proxy-authorization'] === expected,
+      });
       try {
-        const port = (proxy.address() as AddressInfo).port;
         const result = await register(
           optionsFor(emulator, transport, `proxied-${transport}`, {
-            proxy: `http://alice:pr0xy-Pass@127.0.0.1:${port}`,
+            proxy: `http://alice:pr0xy-Pass@127.0.0.1:${proxy.port}`,
           }),
         );
         assert.equal(result.status, 'assigned');
-        assert.deepEqual(targets, [endpointOf(emulator, transport)]);
+        assert.deepEqual(proxy.targets, [endpointOf(emulator, transport)]);
       } finally {
-        proxy.closeAllConnections();
-        await new Promise((resolve) => proxy.close(resolve));
+        await proxy.close();
       }
     });
 

@@ -2,11 +2,9 @@
 // SNI, client certificates, the proxy tunnel beneath TLS, and failures that leave nothing open.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
-import { createProxy } from 'proxy';
 import {
   type CertificateAndKey,
   createRootCa,
@@ -15,19 +13,16 @@ import {
 } from '../src/emulator/pki.js';
 import { mqttTlsIo, openTls } from '../src/io/index.js';
 import { AbortError, InvalidInputError, TimeoutError, TransportError } from '../src/protocol/errors.js';
-
-async function listen(server: net.Server, host = '127.0.0.1'): Promise<number> {
-  server.listen(0, host);
-  await once(server, 'listening');
-  const address = server.address();
-  assert.ok(address !== null && typeof address === 'object');
-  return address.port;
-}
-
-async function closeServer(server: net.Server): Promise<void> {
-  if (server instanceof http.Server) server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-}
+import {
+  closeServer,
+  echoOnce,
+  freePort,
+  listenOnLoopback,
+  rejectionOf,
+  startConnectProxy,
+  startSilentServer,
+  trackSocketCloses,
+} from './support/net.js';
 
 interface TlsSession {
   servername: string | false | null;
@@ -45,46 +40,15 @@ interface TlsEcho {
 /** A TLS server that echoes what it receives and records what each client presented. */
 async function startTlsEcho(options: tls.TlsOptions, host = '127.0.0.1'): Promise<TlsEcho> {
   const sessions: TlsSession[] = [];
-  const closed: Promise<void>[] = [];
   const server = tls.createServer(options, (socket) => {
     const peer = socket.getPeerCertificate();
     sessions.push({ servername: socket.servername, peerCommonName: peer?.subject?.CN });
     socket.pipe(socket);
   });
-  server.on('connection', (socket: net.Socket) => closed.push(once(socket, 'close').then(() => undefined)));
+  const closed = trackSocketCloses(server);
   server.on('tlsClientError', () => {}); // the client refused us: what these tests provoke
-  const port = await listen(server, host);
+  const port = await listenOnLoopback(server, host);
   return { server, port, sessions, closed };
-}
-
-/** A TCP server that reads and never answers: a TLS peer stuck mid-handshake. */
-async function startSilent(): Promise<{ server: net.Server; port: number; firstBytes: Promise<net.Socket> }> {
-  let seen: (socket: net.Socket) => void = () => {};
-  const firstBytes = new Promise<net.Socket>((resolve) => {
-    seen = resolve;
-  });
-  const server = net.createServer((socket) => socket.once('data', () => seen(socket)));
-  const port = await listen(server);
-  return { server, port, firstBytes };
-}
-
-async function echoOnce(stream: NodeJS.ReadWriteStream, bytes: Buffer): Promise<Buffer> {
-  const received: Buffer[] = [];
-  let length = 0;
-  stream.write(bytes);
-  for await (const chunk of stream) {
-    received.push(chunk as Buffer);
-    length += (chunk as Buffer).length;
-    if (length >= bytes.length) break;
-  }
-  return Buffer.concat(received);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => assert.fail('the connection opened'),
-    (error: unknown) => error,
-  );
 }
 
 const MQTT_CONNECT = Buffer.from('101600044d5154540402003c000a73656e736f722d303432', 'hex');
@@ -178,7 +142,7 @@ describe('TLS IO', () => {
 
     test('a CA that did not issue the server certificate: TransportError tls, not retryable, fast', async () => {
       const started = performance.now();
-      const error = await rejection(
+      const error = await rejectionOf(
         openTls({ host: 'localhost', port: echo.port, trustedCa: otherCa.certPem }),
       );
       assert.ok(error instanceof TransportError, String(error));
@@ -195,29 +159,26 @@ describe('TLS IO', () => {
     });
 
     test('no trustedCa: the public roots do not trust a private CA', async () => {
-      const error = await rejection(openTls({ host: 'localhost', port: echo.port }));
+      const error = await rejectionOf(openTls({ host: 'localhost', port: echo.port }));
       assert.ok(error instanceof TransportError && error.phase === 'tls' && !error.retryable, String(error));
       assert.match(error.message, /pass the CA that issued it as trustedCa/);
     });
 
     test('through an HTTP CONNECT proxy, TLS runs inside the tunnel to the DPS host', async () => {
-      const proxy = createProxy(http.createServer());
-      const targets: string[] = [];
-      proxy.on('connect', (request: http.IncomingMessage) => targets.push(request.url ?? ''));
-      const proxyPort = await listen(proxy);
+      const proxy = await startConnectProxy();
       try {
         const socket = await mqttTlsIo({
           host: 'localhost',
           port: echo.port,
           trustedCa: rootCa.certPem,
-          proxy: { host: '127.0.0.1', port: proxyPort },
+          proxy: { host: '127.0.0.1', port: proxy.port },
         });
         assert.deepEqual(await echoOnce(socket, MQTT_CONNECT), MQTT_CONNECT);
         socket.destroy();
-        assert.deepEqual(targets, [`localhost:${echo.port}`]);
+        assert.deepEqual(proxy.targets, [`localhost:${echo.port}`]);
         assert.equal(echo.sessions.at(-1)?.servername, 'localhost');
       } finally {
-        await closeServer(proxy);
+        await proxy.close();
       }
     });
   });
@@ -225,7 +186,7 @@ describe('TLS IO', () => {
   test('a certificate for another host name: TransportError tls telling to check the host name', async () => {
     const echo = await startTlsEcho({ cert: wrongNameServer.certPem, key: wrongNameServer.keyPem });
     try {
-      const error = await rejection(
+      const error = await rejectionOf(
         openTls({ host: 'localhost', port: echo.port, trustedCa: rootCa.certPem }),
       );
       assert.ok(error instanceof TransportError && error.phase === 'tls' && !error.retryable, String(error));
@@ -240,7 +201,7 @@ describe('TLS IO', () => {
   test('a self-signed server certificate: refused, unless insecureSkipVerify', async () => {
     const echo = await startTlsEcho({ cert: selfSigned.certPem, key: selfSigned.keyPem });
     try {
-      const error = await rejection(openTls({ host: 'localhost', port: echo.port }));
+      const error = await rejectionOf(openTls({ host: 'localhost', port: echo.port }));
       assert.ok(error instanceof TransportError && error.phase === 'tls' && !error.retryable, String(error));
       assert.match(error.message, /DEPTH_ZERO_SELF_SIGNED_CERT/);
       const socket = await openTls({ host: 'localhost', port: echo.port, insecureSkipVerify: true });
@@ -255,9 +216,9 @@ describe('TLS IO', () => {
     const plain = net.createServer((socket) =>
       socket.once('data', () => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n')),
     );
-    const port = await listen(plain);
+    const port = await listenOnLoopback(plain);
     try {
-      const error = await rejection(openTls({ host: 'localhost', port, trustedCa: rootCa.certPem }));
+      const error = await rejectionOf(openTls({ host: 'localhost', port, trustedCa: rootCa.certPem }));
       assert.ok(error instanceof TransportError && error.phase === 'tls', String(error));
       assert.equal(error.retryable, false);
       assert.match(error.message, /does not speak TLS/);
@@ -267,10 +228,8 @@ describe('TLS IO', () => {
   });
 
   test('nothing listening: TransportError tcp, retryable', async () => {
-    const probe = net.createServer();
-    const port = await listen(probe);
-    await closeServer(probe);
-    const error = await rejection(mqttTlsIo({ host: '127.0.0.1', port, trustedCa: rootCa.certPem }));
+    const port = await freePort();
+    const error = await rejectionOf(mqttTlsIo({ host: '127.0.0.1', port, trustedCa: rootCa.certPem }));
     assert.ok(error instanceof TransportError, String(error));
     assert.equal(error.phase, 'tcp');
     assert.equal(error.retryable, true);
@@ -278,7 +237,7 @@ describe('TLS IO', () => {
   });
 
   test('abort during the handshake: AbortError phase tls, the socket closed', async () => {
-    const silent = await startSilent();
+    const silent = await startSilentServer();
     try {
       const controller = new AbortController();
       const opening = openTls({ host: 'localhost', port: silent.port, signal: controller.signal });
@@ -294,7 +253,7 @@ describe('TLS IO', () => {
   });
 
   test('a handshake past timeoutMs: TimeoutError phase tls, the socket closed', async () => {
-    const silent = await startSilent();
+    const silent = await startSilentServer();
     try {
       const opening = openTls({ host: 'localhost', port: silent.port, timeoutMs: 100 });
       const serverSide = await silent.firstBytes;

@@ -3,13 +3,11 @@
 // loopback: a WSS echo peer (https + ws) and a real proxy (npm `proxy`).
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import http from 'node:http';
+import type http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
-import { createProxy, type ProxyServer } from 'proxy';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { type CertificateAndKey, createRootCa, issueCertificate } from '../src/emulator/pki.js';
 import { mqttWsIo, openWebSocket } from '../src/io/index.js';
@@ -20,19 +18,14 @@ import {
   TimeoutError,
   TransportError,
 } from '../src/protocol/errors.js';
-
-async function listen(server: net.Server, host = '127.0.0.1'): Promise<number> {
-  server.listen(0, host);
-  await once(server, 'listening');
-  const address = server.address();
-  assert.ok(address !== null && typeof address === 'object');
-  return address.port;
-}
-
-async function closeServer(server: net.Server): Promise<void> {
-  if (server instanceof http.Server || server instanceof https.Server) server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-}
+import {
+  closeServer,
+  freePort,
+  listenOnLoopback,
+  rejectionOf,
+  startConnectProxy,
+  trackSocketCloses,
+} from './support/net.js';
 
 interface Upgrade {
   url: string | undefined;
@@ -79,16 +72,13 @@ async function startWssPeer(identity: CertificateAndKey, options: WssPeerOptions
     binary: [],
     sockets: [],
     upgradeSeen: once(server, 'upgrade').then(() => undefined),
-    closed: [],
+    closed: trackSocketCloses(server),
     close: async () => {
       for (const ws of peer.sockets) ws.terminate();
       wss.close();
       await closeServer(server);
     },
   };
-  server.on('connection', (socket: net.Socket) =>
-    peer.closed.push(once(socket, 'close').then(() => undefined)),
-  );
   server.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     peer.upgrades.push({
       url: request.url,
@@ -112,7 +102,7 @@ async function startWssPeer(identity: CertificateAndKey, options: WssPeerOptions
       wss.emit('connection', ws, request);
     });
   });
-  peer.port = await listen(server, options.host);
+  peer.port = await listenOnLoopback(server, options.host);
   return peer;
 }
 
@@ -134,13 +124,6 @@ function readBytes(stream: Duplex, length: number): Promise<Buffer> {
     stream.on('data', onData);
     stream.once('error', reject);
   });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => assert.fail('the WebSocket opened'),
-    (error: unknown) => error,
-  );
 }
 
 /** CONNECT, client id sensor-042, as a device sends it first. */
@@ -250,69 +233,62 @@ describe('MQTT over WebSocket IO', () => {
     });
 
     test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_012: through an HTTP CONNECT proxy, TLS and the upgrade run in the tunnel', async () => {
-      const proxy = createProxy(http.createServer());
-      const targets: string[] = [];
-      proxy.on('connect', (request: http.IncomingMessage) => targets.push(request.url ?? ''));
-      const proxyPort = await listen(proxy);
+      const proxy = await startConnectProxy();
       try {
         const stream = await mqttWsIo({
           host: 'localhost',
           port: peer.port,
           trustedCa: rootCa.certPem,
-          proxy: { host: '127.0.0.1', port: proxyPort },
+          proxy: { host: '127.0.0.1', port: proxy.port },
         });
         stream.write(MQTT_CONNECT);
         assert.deepEqual(await readBytes(stream, MQTT_CONNECT.length), MQTT_CONNECT);
         stream.destroy();
-        assert.deepEqual(targets, [`localhost:${peer.port}`]);
+        assert.deepEqual(proxy.targets, [`localhost:${peer.port}`]);
         assert.equal(peer.upgrades.at(-1)?.servername, 'localhost');
       } finally {
-        await closeServer(proxy);
+        await proxy.close();
       }
     });
 
     test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_012: through a proxy with Basic authentication', async () => {
-      const proxy: ProxyServer = createProxy(http.createServer());
       const credentials: (string | undefined)[] = [];
-      proxy.authenticate = (request) => {
-        credentials.push(request.headers['proxy-authorization']);
-        return (
-          request.headers['proxy-authorization'] === `Basic ${Buffer.from('alice:s3cret').toString('base64')}`
-        );
-      };
-      const proxyPort = await listen(proxy);
+      const proxy = await startConnectProxy({
+        authenticate: (request) => {
+          credentials.push(request.headers['proxy-authorization']);
+          return (
+            request.headers['proxy-authorization'] ===
+            `Basic ${Buffer.from('alice:s3cret').toString('base64')}`
+          );
+        },
+      });
       try {
         const stream = await mqttWsIo({
           host: 'localhost',
           port: peer.port,
           trustedCa: rootCa.certPem,
-          proxy: { host: '127.0.0.1', port: proxyPort, username: 'alice', password: 's3cret' },
+          proxy: { host: '127.0.0.1', port: proxy.port, username: 'alice', password: 's3cret' },
         });
         stream.write(MQTT_CONNECT);
         assert.deepEqual(await readBytes(stream, MQTT_CONNECT.length), MQTT_CONNECT);
         stream.destroy();
         assert.deepEqual(credentials, [`Basic ${Buffer.from('alice:s3cret').toString('base64')}`]);
       } finally {
-        await closeServer(proxy);
+        await proxy.close();
       }
     });
 
     test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_013: wrong proxy credentials reject with ProxyError 407, no password, nothing open', async () => {
-      const proxy: ProxyServer = createProxy(http.createServer());
-      proxy.authenticate = () => false;
-      const proxySockets: Promise<void>[] = [];
-      proxy.on('connection', (socket: net.Socket) =>
-        proxySockets.push(once(socket, 'close').then(() => undefined)),
-      );
-      const proxyPort = await listen(proxy);
+      const proxy = await startConnectProxy({ authenticate: () => false });
+      const proxySockets = trackSocketCloses(proxy.server);
       const upgradesBefore = peer.upgrades.length;
       try {
-        const error = await rejection(
+        const error = await rejectionOf(
           mqttWsIo({
             host: 'localhost',
             port: peer.port,
             trustedCa: rootCa.certPem,
-            proxy: { host: '127.0.0.1', port: proxyPort, username: 'alice', password: 'wrong-Pa55' },
+            proxy: { host: '127.0.0.1', port: proxy.port, username: 'alice', password: 'wrong-Pa55' },
           }),
         );
         assert.ok(error instanceof ProxyError, String(error));
@@ -322,14 +298,12 @@ describe('MQTT over WebSocket IO', () => {
         await Promise.all(proxySockets);
         assert.equal(peer.upgrades.length, upgradesBefore);
       } finally {
-        await closeServer(proxy);
+        await proxy.close();
       }
     });
 
     test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_013: a proxy that does not listen rejects with ProxyError', async () => {
-      const probe = net.createServer();
-      const port = await listen(probe);
-      await closeServer(probe);
+      const port = await freePort();
       await assert.rejects(
         mqttWsIo({
           host: 'localhost',
@@ -342,7 +316,7 @@ describe('MQTT over WebSocket IO', () => {
     });
 
     test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_013: an untrusted server rejects with TransportError tls, not retryable', async () => {
-      const error = await rejection(
+      const error = await rejectionOf(
         mqttWsIo({ host: 'localhost', port: peer.port, trustedCa: otherCa.certPem }),
       );
       assert.ok(error instanceof TransportError, String(error));
@@ -351,7 +325,7 @@ describe('MQTT over WebSocket IO', () => {
     });
 
     test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_013: an unknown path (404) rejects with TransportError websocket', async () => {
-      const error = await rejection(
+      const error = await rejectionOf(
         openWebSocket({ host: 'localhost', port: peer.port, trustedCa: rootCa.certPem, path: '/mqtt' }),
       );
       assert.ok(error instanceof TransportError, String(error));
@@ -372,7 +346,7 @@ describe('MQTT over WebSocket IO', () => {
   test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_013: a server that selects no subprotocol is refused', async () => {
     const peer = await startWssPeer(serverIdentity, { mode: 'no-subprotocol' });
     try {
-      const error = await rejection(
+      const error = await rejectionOf(
         mqttWsIo({ host: 'localhost', port: peer.port, trustedCa: rootCa.certPem }),
       );
       assert.ok(error instanceof TransportError, String(error));

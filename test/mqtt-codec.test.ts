@@ -680,29 +680,22 @@ function assertChunkingInvariant(bytes: Uint8Array, sizes: readonly number[], ma
 }
 
 describe('MQTT codec: fuzzing the decoder', () => {
-  it('arbitrary bytes in arbitrary chunks give packets or a ProtocolError, the same for every chunking', () => {
-    fc.assert(
-      fc.property(
-        fc.oneof(fc.uint8Array({ maxLength: 400 }), biasedBytesArb),
-        chunkSizesArb,
-        fc.option(fc.integer({ min: 2, max: 300 }), { nil: undefined }),
-        (bytes, sizes, max) => assertChunkingInvariant(bytes, sizes, max),
-      ),
-      { numRuns },
-    );
-  });
-
-  it('mutated valid streams give packets or a ProtocolError, the same for every chunking', () => {
-    fc.assert(
-      fc.property(
-        mutatedStreamArb,
-        chunkSizesArb,
-        fc.option(fc.integer({ min: 2, max: 300 }), { nil: undefined }),
-        (bytes, sizes, max) => assertChunkingInvariant(bytes, sizes, max),
-      ),
-      { numRuns },
-    );
-  });
+  for (const [input, bytesArb] of [
+    ['arbitrary bytes in arbitrary chunks', fc.oneof(fc.uint8Array({ maxLength: 400 }), biasedBytesArb)],
+    ['mutated valid streams', mutatedStreamArb],
+  ] as const) {
+    it(`${input} give packets or a ProtocolError, the same for every chunking`, () => {
+      fc.assert(
+        fc.property(
+          bytesArb,
+          chunkSizesArb,
+          fc.option(fc.integer({ min: 2, max: 300 }), { nil: undefined }),
+          (bytes, sizes, max) => assertChunkingInvariant(bytes, sizes, max),
+        ),
+        { numRuns },
+      );
+    });
+  }
 
   it('a failed decoder throws a ProtocolError for every later push', () => {
     fc.assert(

@@ -1,11 +1,7 @@
 // The two providers over real sockets on loopback: MQTT over WSS and over TLS against the emulator,
 // through a real HTTP CONNECT proxy (npm `proxy`), with real certificates.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { createProxy, type ProxyServer } from 'proxy';
 import {
   createRootCa,
   DEMO_GROUP_KEY,
@@ -20,6 +16,7 @@ import { mqttWsProtocol } from '../src/transport/mqtt-ws.js';
 import type { HsmType, TransportProvider, TransportStatus } from '../src/transport/types.js';
 import { startTestEmulator, type TestEmulator } from './helpers/emulator.js';
 import { driveRegistration } from './support/drive.js';
+import { freePort, startConnectProxy } from './support/net.js';
 
 let emulator: TestEmulator;
 const log: EmulatorLogEntry[] = [];
@@ -58,24 +55,6 @@ function createHandle(
   });
   provider.setTrustedCert(handle, emulator.caCertPem);
   return handle;
-}
-
-async function listenProxy(authenticate?: (request: http.IncomingMessage) => boolean) {
-  const proxy: ProxyServer = createProxy(http.createServer());
-  const targets: string[] = [];
-  proxy.on('connect', (request: http.IncomingMessage) => targets.push(request.url ?? ''));
-  if (authenticate) proxy.authenticate = authenticate;
-  proxy.listen(0, '127.0.0.1');
-  await once(proxy, 'listening');
-  return {
-    port: (proxy.address() as AddressInfo).port,
-    targets,
-    close: () =>
-      new Promise<void>((resolve) => {
-        proxy.closeAllConnections?.();
-        proxy.close(() => resolve());
-      }),
-  };
 }
 
 async function waitFor(condition: () => boolean, what: string): Promise<void> {
@@ -205,11 +184,7 @@ describe('mqttWsProtocol: the provider of the spec over a real WebSocket', () =>
   });
 
   test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_013: nothing listening is a typed error, not a hang', async () => {
-    const closed = http.createServer();
-    closed.listen(0, '127.0.0.1');
-    await once(closed, 'listening');
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise((resolve) => closed.close(resolve));
+    const port = await freePort();
     const handle = createHandle(ws, 'ws-refused-1', { port });
     try {
       const outcome = await driveRegistration(ws, handle, { challenge: challengeFor('ws-refused-1') });
@@ -222,7 +197,9 @@ describe('mqttWsProtocol: the provider of the spec over a real WebSocket', () =>
 
   test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_011, PROV_TRANSPORT_MQTT_WS_CLIENT_07_012: set_proxy tunnels the WebSocket through a real CONNECT proxy with Basic auth', async () => {
     const expected = `Basic ${Buffer.from('dev-user:pr0xy-Secret').toString('base64')}`;
-    const proxy = await listenProxy((request) => request.headers['proxy-authorization'] === expected);
+    const proxy = await startConnectProxy({
+      authenticate: (request) => request.headers['proxy-authorization'] === expected,
+    });
     const registrationId = 'ws-proxy-1';
     const handle = createHandle(ws, registrationId);
     ws.setProxy(handle, {
@@ -242,7 +219,7 @@ describe('mqttWsProtocol: the provider of the spec over a real WebSocket', () =>
   });
 
   test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_012: a proxy without auth works too', async () => {
-    const proxy = await listenProxy();
+    const proxy = await startConnectProxy();
     const registrationId = 'ws-proxy-2';
     const handle = createHandle(ws, registrationId);
     ws.setProxy(handle, { host: '127.0.0.1', port: proxy.port });
@@ -257,7 +234,7 @@ describe('mqttWsProtocol: the provider of the spec over a real WebSocket', () =>
   });
 
   test('PROV_TRANSPORT_MQTT_WS_CLIENT_07_013: wrong proxy credentials are a ProxyError naming the answer, without the password', async () => {
-    const proxy = await listenProxy(() => false);
+    const proxy = await startConnectProxy({ authenticate: () => false });
     const handle = createHandle(ws, 'ws-proxy-3');
     ws.setProxy(handle, {
       host: '127.0.0.1',
@@ -295,7 +272,7 @@ describe('mqttProtocol: the TLS sibling on the same common transport', () => {
   });
 
   test('tunnels MQTT/TLS through a CONNECT proxy as well', async () => {
-    const proxy = await listenProxy();
+    const proxy = await startConnectProxy();
     const registrationId = 'tls-proxy-1';
     const handle = createHandle(tls, registrationId);
     tls.setProxy(handle, { host: '127.0.0.1', port: proxy.port });
