@@ -1,6 +1,7 @@
 // MQTT over WebSocket: TLS (directly or through the proxy tunnel), then the upgrade to the DPS path with
 // subprotocol `mqtt`, then a Duplex of the binary messages (websocket-stream.ts): the spec's `mqtt_transport_ws_io`.
 import type { ClientRequest, IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -34,8 +35,8 @@ export async function openWebSocket(options: WebSocketIoOptions): Promise<Duplex
     );
   }
   const deadline = startDeadline(options);
-  // `ws` costs ~15 ms to import: load it while the network does the TCP and TLS round trips.
-  const wsModule = import('ws');
+  // `ws` costs ~15 ms to load: load it while the network does the TCP and TLS round trips.
+  const wsModule = loadWsSoon();
   wsModule.catch(() => {}); // awaited below; this only keeps an early TLS failure from leaving it unhandled
   try {
     const socket = await openTls({
@@ -58,6 +59,23 @@ export async function openWebSocket(options: WebSocketIoOptions): Promise<Duplex
   } finally {
     deadline.dispose();
   }
+}
+
+/**
+ * `require('ws')` rather than `import('ws')`: the ESM wrapper makes Node scan every CommonJS file of the
+ * package, which measured 28-35 ms against 14-20 ms (docs/benchmarks.md). Deferred to the next turn of
+ * the event loop so the TCP connect is already under way while it runs.
+ */
+function loadWsSoon(): Promise<typeof import('ws')> {
+  return new Promise((resolve, reject) => {
+    setImmediate(() => {
+      try {
+        resolve(createRequire(import.meta.url)('ws') as typeof import('ws'));
+      } catch (error) {
+        reject(error);
+      }
+    });
+  });
 }
 
 function upgrade(

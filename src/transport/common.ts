@@ -74,6 +74,9 @@ function defaultOptions(): TransportOptionValues {
   };
 }
 
+/** A fleet registers many devices with one CA: parse it once, not once per handle. */
+let lastParsedTrustedCa: string | undefined;
+
 type ConnectionState = 'disconnected' | 'opening' | 'awaitingConnack' | 'awaitingSuback' | 'ready';
 
 interface PendingRequest {
@@ -259,7 +262,8 @@ export class CommonMqttTransport {
       );
     }
     try {
-      new X509Certificate(certificate);
+      if (certificate !== lastParsedTrustedCa) new X509Certificate(certificate);
+      lastParsedTrustedCa = certificate;
     } catch {
       throw new InvalidInputError(
         'trustedCa',
