@@ -150,6 +150,11 @@ describe('register flags', () => {
     assert.ok(invocation.secrets.includes('s3cret-pw'), 'the proxy password is a secret');
   });
 
+  test('--pipeline asks the client to pipeline CONNECT, SUBSCRIBE and the request', () => {
+    assert.equal(parse([...BASE, '--pipeline']).options.pipeline, true);
+    assert.equal(parse(BASE).options.pipeline, undefined);
+  });
+
   test('--transport mqtt-ws is accepted', () => {
     assert.equal(parse([...BASE, '--transport', 'mqtt-ws']).options.transport, 'mqtt-ws');
   });

@@ -119,6 +119,7 @@ export const REGISTER_FLAGS = {
   timeout: { type: 'string' },
   'api-version': { type: 'string' },
   insecure: { type: 'boolean' },
+  pipeline: { type: 'boolean' },
   json: { type: 'boolean' },
   trace: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
@@ -195,6 +196,7 @@ export function parseRegisterArgs(
     options.apiVersion = checked('--api-version', () => validateApiVersion(apiVersion));
   }
   if (flags.insecure) options.insecureSkipVerify = true;
+  if (flags.pipeline) options.pipeline = true;
 
   return {
     options,

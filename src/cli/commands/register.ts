@@ -32,6 +32,7 @@ Connection
                            (default: HTTPS_PROXY unless NO_PROXY matches)
   --no-proxy               ignore HTTPS_PROXY
   --insecure               do not verify the server certificate (debugging only)
+  --pipeline               do not wait for CONNACK/SUBACK before the request (2 round trips fewer)
 
 Request
   --payload JSON|@FILE     custom allocation data sent with the request
