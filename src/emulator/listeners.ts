@@ -66,6 +66,9 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
   });
   mqttServer.on('connection', track);
   mqttServer.on('tlsClientError', (error, socket) => {
+    // tls.Server reports a failed or timed-out handshake but leaves the socket open: close it here, or a
+    // client that never sends a ClientHello holds a descriptor for ever.
+    socket.destroy();
     options.logger({
       event: 'tlsError',
       transport: 'mqtt',
@@ -96,6 +99,7 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
     socket.once('close', () => clearTimeout(timer));
   });
   wssServer.on('tlsClientError', (error, socket) => {
+    socket.destroy(); // as above (https.Server happens to do it too)
     options.logger({
       event: 'tlsError',
       transport: 'wss',

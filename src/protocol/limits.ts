@@ -2,6 +2,11 @@
 
 /** Response bodies above this size are refused: a registration result is a few KiB at most. */
 export const MAX_RESPONSE_BYTES = 128 * 1024;
+/**
+ * JSON nesting above this is refused: 128 KiB of `[` parses, but every later JSON.stringify of the
+ * result (the CLI's --json, the caller's own logging) would throw RangeError. DPS bodies nest 4 deep.
+ */
+export const MAX_JSON_DEPTH = 64;
 /** A `retry-after` above this is clamped: a hostile or broken server cannot park a device for days. */
 export const MAX_RETRY_AFTER_SECONDS = 60;
 /** When a transient answer carries no `retry-after` (the Node SDK also waits 2 s). */

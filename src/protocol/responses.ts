@@ -1,7 +1,7 @@
 // Typed DPS response bodies (protocol.md, "Responses"), validated field by field: the client
 // parses whatever a server or a man-in-the-middle sends, so anything unexpected is a ProtocolError.
 import { ProtocolError } from './errors.js';
-import { MAX_RESPONSE_BYTES } from './limits.js';
+import { MAX_JSON_DEPTH, MAX_RESPONSE_BYTES } from './limits.js';
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
@@ -77,6 +77,12 @@ export function parseJsonBody(body: Uint8Array | string): JsonValue {
     typeof body === 'string'
       ? body
       : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  const depth = jsonNestingDepth(text);
+  if (depth > MAX_JSON_DEPTH) {
+    throw new ProtocolError(
+      `response body nests ${depth} levels deep: at most ${MAX_JSON_DEPTH} are accepted`,
+    );
+  }
   try {
     return JSON.parse(text) as JsonValue;
   } catch (error) {
@@ -228,8 +234,37 @@ function expectStatus(value: JsonValue | undefined, where: string): Registration
     return value as RegistrationStatus;
   }
   throw new ProtocolError(
-    `${where} ${JSON.stringify(preview(String(value)))} is not a DPS registration status (${REGISTRATION_STATUSES.join(', ')})`,
+    `${where} ${preview(describeValue(value))} is not a DPS registration status (${REGISTRATION_STATUSES.join(', ')})`,
   );
+}
+
+/** A network value for a message; never String(), which throws on {"toString": {}}. */
+function describeValue(value: JsonValue | undefined): string {
+  return value === undefined ? 'missing' : JSON.stringify(value);
+}
+
+/** The deepest `[`/`{` nesting outside strings, in one linear pass (stops counting past the limit). */
+function jsonNestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (inString) {
+      if (code === 0x5c)
+        index++; // backslash: skip the escaped character
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) {
+      inString = true;
+    } else if (code === 0x5b || code === 0x7b) {
+      depth++;
+      if (depth > deepest) deepest = depth;
+      if (deepest > MAX_JSON_DEPTH) return deepest;
+    } else if (code === 0x5d || code === 0x7d) {
+      depth--;
+    }
+  }
+  return deepest;
 }
 
 /** Network text in messages is cut short so a hostile body cannot flood logs. */
