@@ -390,7 +390,7 @@ export class CommonMqttTransport {
 
   private onSuback(granted: number[]): void {
     if (this.connectionState !== 'awaitingSuback') {
-      // With pipelining the SUBACK may overtake nothing; anything else is out of order.
+      // SUBACK only ever follows CONNACK, pipelined or not: anything else is out of order.
       this.fail(new ProtocolError('the server sent SUBACK before CONNACK', { phase: 'subscribe' }));
       return;
     }
