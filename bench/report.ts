@@ -430,7 +430,7 @@ export function renderReport(
     '',
     '```',
     'npm run bench                 # everything, about 3 to 5 minutes on 2 cores; rewrites this file',
-    'npm run bench -- --quick      # seconds; small samples (the test suite runs it)',
+    'npm run bench -- --quick      # seconds; small samples, written to bench/out/ (the test suite runs it)',
     'npm run bench -- --only cold,round-trips --out /tmp/bench.md',
     '```',
     '',

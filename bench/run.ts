@@ -1,7 +1,9 @@
 // `npm run bench`: the benchmarks of issue 5, side by side with the official Azure IoT Node SDK, written
 // to docs/benchmarks.md (and its chart) from scratch. Flags:
-//   --quick              small samples, offline footprint estimate: seconds, for the test suite
-//   --out FILE           where the markdown goes (default docs/benchmarks.md); the SVG goes next to it
+//   --quick              small samples, offline footprint estimate: seconds, for the test suite; written
+//                        to bench/out/ (git-ignored) so that a quick check never replaces the committed report
+//   --out FILE           where the markdown goes (default docs/benchmarks.md, or bench/out/benchmarks.md
+//                        with --quick); the SVG goes next to it
 //   --only a,b           run only these sections: cold, warm, fleet, round-trips, footprint, capacity
 //   --raw FILE           also write the raw measurements as JSON
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +22,11 @@ import { type BenchResults, machineInfo, renderReport } from './report.js';
 import { benchRoundTrips } from './round-trips.js';
 import { benchWarm } from './warm.js';
 
+/** The committed report: only a full run writes it. */
+const FULL_REPORT = join(REPO_ROOT, 'docs', 'benchmarks.md');
+/** Where --quick runs go unless --out says otherwise (git-ignored). */
+const QUICK_REPORT = join(REPO_ROOT, 'bench', 'out', 'benchmarks.md');
+
 const SECTIONS = ['cold', 'warm', 'fleet', 'round-trips', 'footprint', 'capacity'] as const;
 type Section = (typeof SECTIONS)[number];
 
@@ -27,7 +34,7 @@ function parseCommandLine(): { quick: boolean; out: string; only: Set<Section>; 
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
-      out: { type: 'string', default: join(REPO_ROOT, 'docs', 'benchmarks.md') },
+      out: { type: 'string' },
       only: { type: 'string' },
       raw: { type: 'string' },
     },
@@ -41,7 +48,9 @@ function parseCommandLine(): { quick: boolean; out: string; only: Set<Section>; 
     }
     only.add(name as Section);
   }
-  return { quick: values.quick ?? false, out: resolve(values.out ?? ''), only, raw: values.raw };
+  const quick = values.quick ?? false;
+  const out = values.out ?? (quick ? QUICK_REPORT : FULL_REPORT);
+  return { quick, out: resolve(out), only, raw: values.raw };
 }
 
 function log(message: string): void {

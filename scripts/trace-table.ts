@@ -1,29 +1,30 @@
 // Builds the README's requirement-trace table from the test sources: every requirement ID that a
-// test names, with the files that name it. `npm run trace` rewrites the README; test/trace.test.ts
-// fails when the README and the tests disagree.
+// test names, with the files that name it and its summary from docs/requirements.md. `npm run trace`
+// rewrites the README; test/trace.test.ts fails when the README and the tests disagree.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-/** The spec's requirements (shared/spec/prov_transport_mqtt_ws_client_requirements.md). */
-export const WS_REQUIREMENTS: Readonly<Record<string, string>> = {
-  PROV_TRANSPORT_MQTT_WS_CLIENT_07_001: 'create: the common transport with the WebSocket IO',
-  PROV_TRANSPORT_MQTT_WS_CLIENT_07_002: 'destroy: delegates to the common destroy',
-  PROV_TRANSPORT_MQTT_WS_CLIENT_07_003: 'open: delegates to the common open',
-  PROV_TRANSPORT_MQTT_WS_CLIENT_07_004: 'close: delegates to the common close',
-  PROV_TRANSPORT_MQTT_WS_CLIENT_07_005: 'register_device: delegates to the common register',
-  PROV_TRANSPORT_MQTT_WS_CLIENT_07_006: 'get_operation_status: delegates to the common status query',
-  PROV_TRANSPORT_MQTT_WS_CLIENT_07_007: 'dowork: delegates to the common dowork',
-  PROV_TRANSPORT_MQTT_WS_CLIENT_07_008: 'set_trace: delegates to the common set_trace',
-  PROV_TRANSPORT_MQTT_WS_CLIENT_07_009: 'x509_cert: delegates to the common x509_cert',
-  PROV_TRANSPORT_MQTT_WS_CLIENT_07_010: 'set_trusted_cert: delegates to the common set_trusted_cert',
-  PROV_TRANSPORT_MQTT_WS_CLIENT_07_011: 'set_proxy: delegates to the common set_proxy',
-  PROV_TRANSPORT_MQTT_WS_CLIENT_07_012:
-    'IO: HTTP CONNECT proxy tunnel beneath TLS when proxy options are set',
-  PROV_TRANSPORT_MQTT_WS_CLIENT_07_013: 'IO: any failure building the IO is an error, nothing left open',
-  PROV_TRANSPORT_MQTT_WS_CLIENT_07_014: 'IO: success yields the stream that carries MQTT',
-};
+const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-const ID_PATTERN = /PROV_TRANSPORT_MQTT_(?:WS_CLIENT|COMMON)_07_\d{3}/g;
+/** The requirement IDs with their one-line summaries, as docs/requirements.md lists them. */
+export function readRequirements(root = REPO_ROOT): Map<string, string> {
+  const requirements = new Map<string, string>();
+  const markdown = readFileSync(join(root, 'docs', 'requirements.md'), 'utf8');
+  for (const row of markdown.matchAll(/^\| `(PROV_TRANSPORT_MQTT_[A-Z_]+_07_\d{3})` \| (.+?) \|$/gm)) {
+    requirements.set(row[1]!, row[2]!);
+  }
+  return requirements;
+}
+
+const REQUIREMENTS = readRequirements();
+
+/** The WebSocket provider's requirements (prov_transport_mqtt_ws_client), from docs/requirements.md. */
+export const WS_REQUIREMENTS: Readonly<Record<string, string>> = Object.fromEntries(
+  [...REQUIREMENTS].filter(([id]) => id.startsWith('PROV_TRANSPORT_MQTT_WS_CLIENT_07_')),
+);
+
+export const ID_PATTERN = /PROV_TRANSPORT_MQTT_(?:WS_CLIENT|COMMON)_07_\d{3}/g;
 
 function testFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -51,7 +52,7 @@ export function buildTraceTable(root = '.'): string {
   const trace = collectTrace(root);
   const rows = ['| requirement | what | tests |', '| --- | --- | --- |'];
   for (const [id, files] of trace) {
-    const what = WS_REQUIREMENTS[id] ?? 'common transport (shared/spec/mqtt_common.md)';
+    const what = REQUIREMENTS.get(id) ?? '(not listed in docs/requirements.md)';
     rows.push(`| \`${id}\` | ${what} | ${files.map((file) => `\`${file}\``).join(', ')} |`);
   }
   return rows.join('\n');

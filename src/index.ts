@@ -1,4 +1,6 @@
 // dps-mqtt: the Azure IoT Device Provisioning Service over MQTT and MQTT-over-WebSocket.
+// Loads the CSR code on first call only: importing dps-mqtt does not pay for it.
+export { createCertificateRequest } from './client/certificate-options.js';
 export { deviceConnectionString, resolveDeviceKey } from './client/connection-string.js';
 export { DEFAULT_ENDPOINT, isRetryable, ProvisioningClient, register } from './client/register.js';
 export type * from './client/types.js';

@@ -1,10 +1,11 @@
 // `npm run bench -- --quick` must keep working: it runs end to end in a child process and writes a report
-// with every section and numbers in it, so the benchmark cannot rot between full runs.
+// with every section and numbers in it, so the benchmark cannot rot between full runs. It writes to
+// bench/out/, never over the committed docs/benchmarks.md and its chart (issue 10, item 11).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { test } from 'node:test';
 
 const SECTIONS = [
@@ -20,9 +21,15 @@ const SECTIONS = [
   '## Where the time goes (fleet client profile)',
 ];
 
-function runQuickBench(out: string): Promise<{ code: number | null; stderr: string }> {
+const COMMITTED = ['docs/benchmarks.md', 'docs/benchmarks-latency.svg'];
+
+function sha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+function runQuickBench(): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--out', out], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -37,12 +44,19 @@ function runQuickBench(out: string): Promise<{ code: number | null; stderr: stri
   });
 }
 
-test('bench --quick writes a report with every section, numeric figures and the latency chart', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'dps-mqtt-bench-test-'));
+test('bench --quick writes a report with every section, numeric figures and the latency chart to bench/out/, leaving the committed report alone', async () => {
+  const before = COMMITTED.map(sha256);
+  const out = resolvePath('bench/out/benchmarks.md');
+  const chart = resolvePath('bench/out/benchmarks-latency.svg');
   try {
-    const out = join(dir, 'benchmarks.md');
-    const { code, stderr } = await runQuickBench(out);
+    const { code, stderr } = await runQuickBench();
     assert.equal(code, 0, `bench --quick failed:\n${stderr}`);
+    assert.deepEqual(
+      COMMITTED.map(sha256),
+      before,
+      'bench --quick left docs/benchmarks.md and its chart unchanged',
+    );
+    assert.ok(stderr.includes(`wrote ${out} and ${chart}`), `bench --quick says where it wrote:\n${stderr}`);
     const report = readFileSync(out, 'utf8');
     for (const section of SECTIONS) assert.ok(report.includes(section), `missing section ${section}`);
     // Ratios in the summary, and every client's row with real numbers rather than n/a.
@@ -57,10 +71,10 @@ test('bench --quick writes a report with every section, numeric figures and the 
     assert.match(report, /\| size on disk, MB \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|/);
     assert.match(report, /\| MQTT over TLS \| \d+ \| \d+ \| \d+ \|/);
     assert.doesNotMatch(report, /\bNaN\b/);
-    const chart = join(dir, 'benchmarks-latency.svg');
     assert.ok(existsSync(chart), 'the latency chart is written next to the report');
     assert.match(readFileSync(chart, 'utf8'), /^<svg [^>]*>[\s\S]*<path d="M [\d.]+ [\d.]+ H/);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(out, { force: true });
+    rmSync(chart, { force: true });
   }
 });

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -166,8 +166,18 @@ test('a configuration error stops the start with exit code 1 and the field named
   const dataDir = await temporaryDirectory();
   const stderr = collector();
   try {
+    // A bad --device is a usage error (exit 2, issue 10): a configuration file's error is not.
+    const configPath = `${dataDir.path}/enrollments.json`;
+    await writeFile(
+      configPath,
+      JSON.stringify({
+        individualEnrollments: [
+          { registrationId: 'Bad_Id', attestation: { type: 'symmetricKey', primaryKey: DEMO_DEVICE_KEY } },
+        ],
+      }),
+    );
     const code = await runEmulatorCli(
-      ['--mqtt-port', '0', '--wss-port', '0', '--pki-dir', dataDir.path, '--device', 'Bad_Id=c2hvcnQ='],
+      ['--mqtt-port', '0', '--wss-port', '0', '--pki-dir', dataDir.path, '--config', configPath],
       { stdout: collector(), stderr, signals: new EventEmitter() as unknown as NodeJS.Process },
     );
     assert.equal(code, 1);

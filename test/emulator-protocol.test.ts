@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY, DEMO_GROUP_KEY } from '../src/emulator/config.js';
+import type { EmulatorConfigFile } from '../src/emulator/config-file.js';
 import type { EmulatorLogEntry } from '../src/emulator/log.js';
 import { certificateThumbprints, issueCertificate } from '../src/emulator/pki.js';
 import { createSasToken, deriveDeviceKey } from '../src/protocol/sas.js';
@@ -25,7 +26,7 @@ const KEY = Buffer.from('raw-protocol-individual-key-0001').toString('base64');
 const GROUP_KEY = Buffer.from('raw-protocol-group-key-000000001').toString('base64');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-const config = {
+const config: EmulatorConfigFile = {
   idScope: ID_SCOPE,
   iotHubs: ['raw-hub.azure-devices.net'],
   individualEnrollments: [

@@ -2,8 +2,15 @@
 // names the flag, before anything touches the network (exit code 2).
 import { readFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import type { DeviceSecurity, ProvisioningClientOptions, TransportKind } from '../client/types.js';
+import { parseProxyUrl } from '../client/proxy-from-env.js';
+import type {
+  CertificateKeyType,
+  DeviceSecurity,
+  ProvisioningClientOptions,
+  TransportKind,
+} from '../client/types.js';
 import { DpsError } from '../protocol/errors.js';
+import { MAX_TIMER_MS } from '../protocol/limits.js';
 import type { JsonValue } from '../protocol/responses.js';
 import {
   validateApiVersion,
@@ -11,6 +18,7 @@ import {
   validateRegistrationId,
   validateSymmetricKey,
 } from '../protocol/validate.js';
+import { parseRenewThreshold, type RenewThreshold } from './duration.js';
 
 /** Bad command-line input: the message names the flag (or environment variable) to fix. */
 export class UsageError extends Error {
@@ -120,6 +128,12 @@ export const REGISTER_FLAGS = {
   'api-version': { type: 'string' },
   insecure: { type: 'boolean' },
   pipeline: { type: 'boolean' },
+  // Certificate issuance: a bare --certificate is --certificate=ec-p384 (see withBareCertificateFlag).
+  certificate: { type: 'string' },
+  csr: { type: 'string' },
+  out: { type: 'string' },
+  'renew-before': { type: 'string' },
+  force: { type: 'boolean' },
   json: { type: 'boolean' },
   trace: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
@@ -134,6 +148,19 @@ export interface RegisterInvocation {
   quiet: boolean;
   /** Values to scrub from anything printed: keys, passphrase, private key, proxy password. */
   secrets: string[];
+  /** With --certificate or --csr: where the issued certificate goes (options.certificate is set too). */
+  certificateOutput?: CertificateOutput;
+}
+
+/** `--out DIR` and what goes with it. */
+export interface CertificateOutput {
+  directory: string;
+  /** The key type asked for; undefined with --csr. */
+  keyType?: CertificateKeyType;
+  /** The caller's CSR (--csr FILE), PEM text or DER bytes; then no device.key is written. */
+  csr?: string | Uint8Array;
+  renewBefore?: RenewThreshold;
+  force: boolean;
 }
 
 /** `dps-mqtt register` flags (and environment) → client options; 'help' for --help. */
@@ -141,8 +168,9 @@ export function parseRegisterArgs(
   argv: string[],
   env: Env = process.env,
   readText: ReadText = readTextFile,
+  readBytes: ReadBytes = readBinaryFile,
 ): RegisterInvocation | 'help' {
-  const flags = parseFlags(argv, REGISTER_FLAGS);
+  const flags = parseFlags(withBareCertificateFlag(argv), REGISTER_FLAGS);
   if (flags.help) return 'help';
   const secrets: string[] = [];
 
@@ -178,8 +206,15 @@ export function parseRegisterArgs(
     throw new UsageError('--proxy and --no-proxy cannot be used together', '--no-proxy');
   }
   if (flags.proxy !== undefined) {
-    options.proxy = flags.proxy;
-    secrets.push(...proxyPasswordOf(flags.proxy));
+    const proxy = flags.proxy;
+    secrets.push(...proxyPasswordOf(proxy));
+    // Checked here too, so that a malformed URL is a usage error naming --proxy.
+    try {
+      parseProxyUrl(proxy, '--proxy');
+    } catch (error) {
+      throw error instanceof DpsError ? new UsageError(error.message, '--proxy') : error;
+    }
+    options.proxy = proxy;
   } else if (flags['no-proxy']) {
     options.proxy = false;
   }
@@ -198,13 +233,101 @@ export function parseRegisterArgs(
   if (flags.insecure) options.insecureSkipVerify = true;
   if (flags.pipeline) options.pipeline = true;
 
-  return {
+  const invocation: RegisterInvocation = {
     options,
     json: flags.json ?? false,
     trace: flags.trace ?? false,
     quiet: flags.quiet ?? false,
     secrets,
   };
+  const certificateOutput = parseCertificateOutput(flags, readBytes);
+  if (certificateOutput !== undefined) {
+    invocation.certificateOutput = certificateOutput;
+    const { csr, keyType } = certificateOutput;
+    options.certificate = csr !== undefined ? { csr } : keyType !== undefined ? { keyType } : {};
+  }
+  return invocation;
+}
+
+/** Reads a binary file named on the command line (a DER CSR); injectable for tests. */
+export type ReadBytes = (path: string) => Uint8Array;
+
+const readBinaryFile: ReadBytes = (path) => readFileSync(path);
+
+const CERTIFICATE_KEY_TYPE_NAMES: readonly CertificateKeyType[] = ['ec-p384', 'ec-p256', 'rsa-2048'];
+
+/**
+ * `--certificate` takes an optional key type: a bare `--certificate` (last, or followed by another flag)
+ * becomes `--certificate=ec-p384`, which parseArgs, whose string options always take a value, accepts.
+ */
+export function withBareCertificateFlag(argv: string[]): string[] {
+  return argv.map((argument, index) => {
+    const next = argv[index + 1];
+    return argument === '--certificate' && (next === undefined || next.startsWith('-'))
+      ? '--certificate=ec-p384'
+      : argument;
+  });
+}
+
+/** `--certificate [TYPE]` / `--csr FILE`, `--out DIR`, `--renew-before`, `--force`: all or none. */
+function parseCertificateOutput(flags: RegisterFlags, readBytes: ReadBytes): CertificateOutput | undefined {
+  const keyTypeText = flags.certificate;
+  const csrPath = flags.csr;
+  const directory = flags.out;
+  if (keyTypeText !== undefined && csrPath !== undefined) {
+    throw new UsageError(
+      '--certificate and --csr cannot be used together: --certificate has a key generated, --csr FILE brings your own request',
+      '--csr',
+    );
+  }
+  if (keyTypeText === undefined && csrPath === undefined) {
+    for (const flag of ['out', 'renew-before', 'force'] as const) {
+      if (flags[flag] !== undefined) {
+        throw new UsageError(
+          `--${flag} needs --certificate (or --csr FILE): it is about the issued certificate`,
+          `--${flag}`,
+        );
+      }
+    }
+    return undefined;
+  }
+  const flag = keyTypeText !== undefined ? '--certificate' : '--csr';
+  if (directory === undefined || directory === '') {
+    throw new UsageError(
+      `${flag} needs --out DIR: the directory to write device.key, device-chain.pem and registration.json to`,
+      '--out',
+    );
+  }
+  const output: CertificateOutput = { directory, force: flags.force ?? false };
+  if (keyTypeText !== undefined) {
+    if (!(CERTIFICATE_KEY_TYPE_NAMES as readonly string[]).includes(keyTypeText)) {
+      throw new UsageError(
+        `--certificate: key type ${JSON.stringify(keyTypeText)} is unknown: use ec-p384 (the default), ec-p256 or rsa-2048`,
+        '--certificate',
+      );
+    }
+    output.keyType = keyTypeText as CertificateKeyType;
+  }
+  if (csrPath !== undefined) {
+    let bytes: Uint8Array;
+    try {
+      bytes = readBytes(csrPath);
+    } catch (error) {
+      const reason = (error as { code?: unknown }).code ?? (error instanceof Error ? error.message : error);
+      throw new UsageError(`--csr: cannot read ${JSON.stringify(csrPath)} (${String(reason)})`, '--csr');
+    }
+    const text = Buffer.from(bytes).toString('latin1');
+    output.csr = text.includes('-----BEGIN') ? text : bytes;
+  }
+  const renewBefore = flags['renew-before'];
+  if (renewBefore !== undefined) {
+    try {
+      output.renewBefore = parseRenewThreshold(renewBefore);
+    } catch (error) {
+      throw new UsageError(`--renew-before: ${(error as Error).message}`, '--renew-before');
+    }
+  }
+  return output;
 }
 
 type RegisterFlags = ReturnType<typeof parseFlags<typeof REGISTER_FLAGS>>;
@@ -321,6 +444,12 @@ function parseTimeout(text: string): number {
   if (text.trim() === '' || !Number.isFinite(seconds) || seconds <= 0) {
     throw new UsageError(
       `--timeout must be a positive number of seconds, not ${JSON.stringify(text)}`,
+      '--timeout',
+    );
+  }
+  if (Math.round(seconds * 1000) > MAX_TIMER_MS) {
+    throw new UsageError(
+      `--timeout ${text} is too long: at most ${Math.floor(MAX_TIMER_MS / 1000)} seconds (about 24.8 days, the longest a timer holds)`,
       '--timeout',
     );
   }

@@ -16,8 +16,15 @@ export const ExitCode = {
   timeout: 5,
   /** The network, TLS, WebSocket or proxy failed. */
   network: 6,
+  /**
+   * `--out DIR` cannot be used: its files are corrupt, for another registration or not dps-mqtt's, or
+   * cannot be read or written. Nothing in DIR was changed.
+   */
+  certificateDirectory: 7,
   /** Interrupted (Ctrl+C / SIGINT): 128 + 2, the shell convention. */
   aborted: 130,
+  /** Stopped by SIGTERM, after the connection was closed and the error printed: 128 + 15. */
+  terminated: 143,
 } as const;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
@@ -41,7 +48,11 @@ export function exitCodeFor(error: unknown): ExitCodeValue {
     }
     case 'ERR_REGISTRATION_FAILED':
     case 'ERR_PROTOCOL':
+    // The service issued a chain that fails a check: like a protocol error, the service's fault.
+    case 'ERR_CERTIFICATE_CHAIN':
       return ExitCode.service;
+    case 'ERR_CERTIFICATE_DIRECTORY':
+      return ExitCode.certificateDirectory;
     case 'ERR_TIMEOUT':
       return ExitCode.timeout;
     case 'ERR_TRANSPORT':

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // `dps-mqtt`: dispatches to a command, each loaded only when used, so start-up imports almost nothing.
+import { readFileSync } from 'node:fs';
 import { ExitCode } from './exit-codes.js';
 import { type CliIo, processIo } from './output.js';
+
+const COMMANDS = ['register', 'derive-key', 'csr', 'emulator', 'demo'];
 
 const MAIN_USAGE = `Usage: dps-mqtt <command> [options]
 
@@ -10,25 +13,55 @@ A client and local emulator for the Azure IoT Device Provisioning Service over M
 Commands
   register     register a device and print its IoT hub assignment
   derive-key   print a group enrollment member's device key
+  csr          make a key pair and print its certificate signing request (CN = registration id)
   emulator     run a local DPS emulator (MQTT over TLS and over WebSocket)
   demo         quick start: emulator + one registration, then exit (npm start)
 
-Run "dps-mqtt <command> --help" for a command's options. Documentation: docs/cli.md
+Run "dps-mqtt help <command>" (or "dps-mqtt <command> --help") for a command's options, and
+"dps-mqtt --version" for the version. Documentation: docs/cli.md
 
 Examples
   dps-mqtt demo
   dps-mqtt register --id-scope 0ne0012345A --registration-id sensor-042 --group-key "$GROUP_KEY"
   dps-mqtt derive-key --group-key "$GROUP_KEY" --registration-id sensor-042
+  dps-mqtt register ... --certificate ec-p384 --out ./device-cert --renew-before 20%
   dps-mqtt emulator --wss-port 8443
 `;
 
+/** The version in package.json: two directories up from both src/cli/main.ts and dist/cli/main.js. */
+function packageVersion(): string {
+  const packageJson = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+  return String((JSON.parse(packageJson) as { version?: unknown }).version);
+}
+
 async function runCli(argv: string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
+  // `dps-mqtt help register` is `dps-mqtt register --help`.
+  if (command === 'help' && rest.length > 0) {
+    const [topic, ...extra] = rest;
+    if (extra.length > 0 || topic === undefined || !COMMANDS.includes(topic)) {
+      io.stderr.write(
+        `dps-mqtt help: ${extra.length > 0 ? 'give one command' : `unknown command ${JSON.stringify(topic)}`}: use ${COMMANDS.join(', ')} (run "dps-mqtt --help")\n`,
+      );
+      return ExitCode.usage;
+    }
+    return runCli([topic, '--help'], io);
+  }
   switch (command) {
+    case '--version':
+    case 'version':
+      if (rest.length > 0) {
+        io.stderr.write(`dps-mqtt: ${command} takes no arguments\n`);
+        return ExitCode.usage;
+      }
+      io.stdout.write(`${packageVersion()}\n`);
+      return ExitCode.ok;
     case 'register':
       return (await import('./commands/register.js')).runRegister(rest, io);
     case 'derive-key':
       return (await import('./commands/derive-key.js')).runDeriveKey(rest, io);
+    case 'csr':
+      return (await import('./commands/csr.js')).runCsr(rest, io);
     case 'emulator':
       return (await import('./commands/emulator.js')).runEmulator(rest, io);
     case 'demo':
@@ -45,7 +78,7 @@ async function runCli(argv: string[], io: CliIo): Promise<number> {
       return ExitCode.ok;
     default:
       io.stderr.write(
-        `dps-mqtt: unknown command ${JSON.stringify(command)}: use register, derive-key, emulator or demo (run "dps-mqtt --help")\n`,
+        `dps-mqtt: unknown command ${JSON.stringify(command)}: use register, derive-key, csr, emulator or demo (run "dps-mqtt --help")\n`,
       );
       return ExitCode.usage;
   }

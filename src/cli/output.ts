@@ -15,8 +15,8 @@ export interface CliIo {
   /** Progress is shown when stderr is a terminal. */
   stderrIsTTY: boolean;
   env: Record<string, string | undefined>;
-  /** Where SIGINT comes from. */
-  signals: Pick<NodeJS.Process, 'once' | 'off'>;
+  /** Where SIGINT and SIGTERM come from. */
+  signals: Pick<NodeJS.Process, 'on' | 'once' | 'off'>;
 }
 
 export function processIo(): CliIo {

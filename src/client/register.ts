@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import {
   AbortError,
   AuthenticationError,
+  CertificateChainError,
   type DpsError,
   InvalidInputError,
   ProtocolError,
@@ -14,20 +15,38 @@ import {
   TimeoutError,
   TransportError,
 } from '../protocol/errors.js';
+import { findUnknownOption } from '../protocol/known-options.js';
+import { MAX_TIMER_MS } from '../protocol/limits.js';
 import { createSasToken, DEFAULT_SAS_LIFETIME_SECONDS } from '../protocol/sas.js';
 import { DEFAULT_API_VERSION } from '../protocol/username.js';
-import { validateApiVersion, validateIdScope } from '../protocol/validate.js';
+import {
+  describeValue,
+  serialiseJsonValue,
+  validateApiVersion,
+  validateIdScope,
+} from '../protocol/validate.js';
 import { type MqttTransportHandle, parseEndpoint } from '../transport/common.js';
 import type { RegistrationOutcome, TransportProvider, TransportStatus } from '../transport/types.js';
-import { backoffDelayMs, DEFAULT_BACKOFF } from './backoff.js';
+import { type BackoffPolicy, backoffDelayMs, DEFAULT_BACKOFF } from './backoff.js';
+import {
+  certificateApiVersion,
+  type PreparedCertificateRequest,
+  prepareCertificateRequest,
+} from './certificate-options.js';
 import { mqttTlsProtocolLazy, mqttWsProtocolLazy } from './providers.js';
 import { resolveProxy } from './proxy-from-env.js';
 import { type ResolvedSecurity, readPem, resolveSecurity } from './security.js';
-import type {
-  ProgressEvent,
-  ProvisioningClientOptions,
-  RegisterCallOptions,
-  RegistrationResult,
+import {
+  type CertificateRequestOptions,
+  type IssuedCertificate,
+  PROVISIONING_CLIENT_OPTION_NAMES,
+  PROXY_OPTION_NAMES,
+  type ProgressEvent,
+  type ProvisioningClientOptions,
+  REGISTER_CALL_OPTION_NAMES,
+  RETRY_OPTION_NAMES,
+  type RegisterCallOptions,
+  type RegistrationResult,
 } from './types.js';
 
 export const DEFAULT_ENDPOINT = 'global.azure-devices-provisioning.net';
@@ -54,8 +73,16 @@ export async function register(
   call: RegisterCallOptions = {},
 ): Promise<RegistrationResult> {
   const plan = prepare(options);
+  checkCallOptions(call);
   if (call.signal?.aborted) throw new AbortError();
-  const provider = await (plan.transport === 'mqtt' ? mqttTlsProtocolLazy() : mqttWsProtocolLazy());
+  // The CSR (a new key pair, or the caller's CSR checked) is ready before the network is touched.
+  const [provider, certificate] = await Promise.all([
+    plan.transport === 'mqtt' ? mqttTlsProtocolLazy() : mqttWsProtocolLazy(),
+    plan.certificate === undefined
+      ? undefined
+      : prepareCertificateRequest(plan.certificate, plan.security.registrationId),
+  ]);
+  if (call.signal?.aborted) throw new AbortError();
   const handle = provider.create({
     uri: plan.endpoint,
     hsmType: plan.security.kind,
@@ -65,7 +92,7 @@ export async function register(
   });
   try {
     configure(provider, handle, options, plan);
-    return await runRegistration(provider, handle, options, plan, call);
+    return await runRegistration(provider, handle, options, plan, call, certificate);
   } finally {
     provider.destroy(handle);
   }
@@ -77,7 +104,10 @@ interface Plan {
   apiVersion: string;
   transport: 'mqtt-ws' | 'mqtt';
   timeoutMs: number;
+  retry: BackoffPolicy;
   security: ResolvedSecurity;
+  /** Certificate issuance was asked for (the CSR is prepared in register(), loaded lazily). */
+  certificate: CertificateRequestOptions | undefined;
 }
 
 /** Every check that can be made before the network is touched. */
@@ -88,6 +118,8 @@ function prepare(options: ProvisioningClientOptions): Plan {
       'register() needs an options object with idScope, registrationId and security',
     );
   }
+  const unknown = findUnknownOption(options, PROVISIONING_CLIENT_OPTION_NAMES);
+  if (unknown) throw new InvalidInputError(unknown.field, unknown.message);
   const transport = options.transport ?? 'mqtt-ws';
   if (transport !== 'mqtt-ws' && transport !== 'mqtt') {
     throw new InvalidInputError(
@@ -96,22 +128,98 @@ function prepare(options: ProvisioningClientOptions): Plan {
     );
   }
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
     throw new InvalidInputError(
       'timeoutMs',
-      `timeoutMs ${JSON.stringify(options.timeoutMs)} is invalid: give a positive number of milliseconds`,
+      `timeoutMs ${describeValue(options.timeoutMs)} is invalid: give a positive number of milliseconds`,
     );
   }
+  if (timeoutMs > MAX_TIMER_MS) {
+    throw new InvalidInputError('timeoutMs', `timeoutMs ${timeoutMs} is too large: ${MAX_TIMER_DESCRIPTION}`);
+  }
+  const retry = checkRetry(options.retry);
+  checkKeepAlive(options.keepAliveSeconds);
+  checkProxyObject(options.proxy);
   const endpoint = options.endpoint ?? DEFAULT_ENDPOINT;
   parseEndpoint(endpoint, 443);
+  if (options.payload !== undefined) serialiseJsonValue(options.payload, 'payload');
   return {
     idScope: validateIdScope(options.idScope),
     endpoint,
-    apiVersion: validateApiVersion(options.apiVersion ?? DEFAULT_API_VERSION),
+    // Certificate issuance needs 2025-07-01-preview or later.
+    apiVersion:
+      options.certificate === undefined
+        ? validateApiVersion(options.apiVersion ?? DEFAULT_API_VERSION)
+        : certificateApiVersion(options.certificate, options.apiVersion),
     transport,
     timeoutMs,
+    retry,
     security: resolveSecurity(options.security, options.registrationId),
+    certificate: options.certificate,
   };
+}
+
+const MAX_TIMER_DESCRIPTION = `at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest a Node timer holds)`;
+
+function checkRetry(retry: ProvisioningClientOptions['retry']): BackoffPolicy {
+  if (retry === undefined) return DEFAULT_BACKOFF;
+  if (!retry || typeof retry !== 'object') {
+    throw new InvalidInputError('retry', 'retry must be an object: { initialDelayMs, maxDelayMs }');
+  }
+  const unknown = findUnknownOption(retry, RETRY_OPTION_NAMES, 'retry');
+  if (unknown) throw new InvalidInputError(unknown.field, unknown.message);
+  const policy: BackoffPolicy = {
+    initialDelayMs: retry.initialDelayMs ?? DEFAULT_BACKOFF.initialDelayMs,
+    maxDelayMs: retry.maxDelayMs ?? DEFAULT_BACKOFF.maxDelayMs,
+  };
+  for (const name of ['initialDelayMs', 'maxDelayMs'] as const) {
+    const value = policy[name];
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+      throw new InvalidInputError(
+        `retry.${name}`,
+        `retry.${name} ${describeValue(value)} is invalid: give a number of milliseconds, 0 or more`,
+      );
+    }
+    if (value > MAX_TIMER_MS) {
+      throw new InvalidInputError(
+        `retry.${name}`,
+        `retry.${name} ${value} is too large: ${MAX_TIMER_DESCRIPTION}`,
+      );
+    }
+  }
+  return policy;
+}
+
+/** MQTT carries the keep-alive in two bytes; 0 turns it off. */
+function checkKeepAlive(keepAliveSeconds: unknown): void {
+  if (keepAliveSeconds === undefined) return;
+  if (
+    typeof keepAliveSeconds !== 'number' ||
+    !Number.isInteger(keepAliveSeconds) ||
+    keepAliveSeconds < 0 ||
+    keepAliveSeconds > 65_535
+  ) {
+    throw new InvalidInputError(
+      'keepAliveSeconds',
+      `keepAliveSeconds ${describeValue(keepAliveSeconds)} is invalid: give whole seconds from 0 (off) to 65535`,
+    );
+  }
+}
+
+function checkProxyObject(proxy: ProvisioningClientOptions['proxy']): void {
+  if (proxy === null || typeof proxy !== 'object') return; // a URL, false, or undefined
+  const unknown = findUnknownOption(proxy, PROXY_OPTION_NAMES, 'proxy');
+  if (unknown) throw new InvalidInputError(unknown.field, unknown.message);
+}
+
+/** The per-call options: known names only, and a payload that can become JSON. */
+function checkCallOptions(call: RegisterCallOptions): void {
+  if (!call || typeof call !== 'object') {
+    throw new InvalidInputError('call', 'register() call options must be an object: { signal, payload }');
+  }
+  const unknown = findUnknownOption(call, REGISTER_CALL_OPTION_NAMES);
+  if (unknown) throw new InvalidInputError(unknown.field, unknown.message);
+  if (call.payload !== undefined) serialiseJsonValue(call.payload, 'payload');
 }
 
 function configure(
@@ -144,10 +252,11 @@ function runRegistration(
   options: ProvisioningClientOptions,
   plan: Plan,
   call: RegisterCallOptions,
+  certificate?: PreparedCertificateRequest,
 ): Promise<RegistrationResult> {
   const startedAt = performance.now();
   const deadlineAt = startedAt + plan.timeoutMs;
-  const backoff = { ...DEFAULT_BACKOFF, ...options.retry };
+  const backoff = plan.retry;
   const payload = call.payload ?? options.payload;
   const security = plan.security;
   const challenge =
@@ -192,7 +301,7 @@ function runRegistration(
       if (nextStepTimer) clearTimeout(nextStepTimer);
       call.signal?.removeEventListener('abort', onAbort);
       provider.destroy(handle);
-      if (outcome instanceof Error) reject(withHint(outcome));
+      if (outcome instanceof Error) reject(withHint(outcome, certificate !== undefined));
       else resolve(outcome);
     }
 
@@ -204,7 +313,12 @@ function runRegistration(
           counters.polls += 1;
           provider.getOperationStatus(handle);
         } else {
-          provider.registerDevice(handle, payload === undefined ? { challenge } : { challenge, payload });
+          // A resend after a drop carries the same CSR: one key pair per register() call.
+          provider.registerDevice(handle, {
+            challenge,
+            ...(payload === undefined ? {} : { payload }),
+            ...(certificate === undefined ? {} : { csr: certificate.csrBase64 }),
+          });
         }
         provider.doWork(handle);
       } catch (error) {
@@ -262,12 +376,19 @@ function runRegistration(
       if (settled) return;
       if (outcome.kind === 'assigned') {
         const state = outcome.registrationState;
+        let issuedCertificate: IssuedCertificate | undefined;
+        try {
+          issuedCertificate = certificate?.verifyChain(state.issuedCertificateChain);
+        } catch (error) {
+          finish(error as DpsError); // a chain that fails a check is never a silent success
+          return;
+        }
         emit({ type: 'assigned', assignedHub: outcome.assignedHub, deviceId: outcome.deviceId });
         const result: RegistrationResult = {
           registrationId: security.registrationId,
           assignedHub: outcome.assignedHub,
           deviceId: outcome.deviceId,
-          status: outcome.operationStatus.status,
+          status: 'assigned',
           operationId: outcome.operationStatus.operationId || operationId || '',
           registrationState: state,
           attestation: security.kind,
@@ -283,6 +404,8 @@ function runRegistration(
         }
         if (state.payload !== undefined) result.payload = state.payload;
         if (state.trustBundle !== undefined) result.trustBundle = state.trustBundle;
+        if (state.connectionProfile !== undefined) result.connectionProfile = state.connectionProfile;
+        if (issuedCertificate !== undefined) result.issuedCertificate = issuedCertificate;
         finish(result);
         return;
       }
@@ -328,7 +451,7 @@ export function isRetryable(error: DpsError): boolean {
   return false;
 }
 
-function withHint(error: DpsError): DpsError {
+function withHint(error: DpsError, sentCsr: boolean): DpsError {
   if (error.hint !== undefined) return error;
   if (
     error instanceof AuthenticationError ||
@@ -338,12 +461,18 @@ function withHint(error: DpsError): DpsError {
       'check the ID scope, the registration id and the key or certificate, and that the enrollment exists and is enabled';
   } else if (error instanceof ProvisioningServiceError && error.statusCode === 404) {
     error.hint = 'check the ID scope and the registration id, and that the device is enrolled';
+  } else if (error instanceof ProvisioningServiceError && error.statusCode === 400 && sentCsr) {
+    error.hint =
+      "the service refused the request or its certificate signing request: check the message, the key type and the enrollment's certificate issuance policy";
   } else if (error instanceof ProvisioningServiceError && error.statusCode === 400) {
     error.hint = 'the service found the request malformed: check the custom payload and the api version';
   } else if (error instanceof RegistrationFailedError && error.status === 'disabled') {
     error.hint = 'the enrollment or the device registration is disabled: enable it in the DPS instance';
   } else if (error instanceof TimeoutError) {
     error.hint = 'raise the timeout, or check the network path (proxy, firewall) to the DPS endpoint';
+  } else if (error instanceof CertificateChainError) {
+    error.hint =
+      "the certificate DPS issued failed a check and was not used (the chain as received is attached to the error); check the enrollment's certificate issuance policy and the device clock";
   } else if (error instanceof ProtocolError) {
     error.hint =
       'the server does not speak the DPS protocol as expected: check the endpoint (and any TLS-intercepting proxy)';

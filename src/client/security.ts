@@ -2,14 +2,16 @@
 // everything before any network I/O.
 import { readFileSync } from 'node:fs';
 import { InvalidInputError } from '../protocol/errors.js';
+import { findUnknownOption } from '../protocol/known-options.js';
 import { deriveDeviceKey } from '../protocol/sas.js';
 import {
   commonNameOf,
+  decryptPrivateKey,
   validateCertificateAndKey,
   validateRegistrationId,
   validateSymmetricKey,
 } from '../protocol/validate.js';
-import type { DeviceSecurity } from './types.js';
+import { DEVICE_SECURITY_FIELD_NAMES, type DeviceSecurity } from './types.js';
 
 export type ResolvedSecurity =
   | { kind: 'symmetricKey'; registrationId: string; deviceKey: string }
@@ -23,6 +25,26 @@ export function resolveSecurity(
     throw new InvalidInputError(
       'security',
       'security is missing: give { symmetricKey }, { groupKey } or { certificate, privateKey }',
+    );
+  }
+  const unknown = findUnknownOption(security, DEVICE_SECURITY_FIELD_NAMES, 'security');
+  if (unknown) throw new InvalidInputError(unknown.field, unknown.message);
+  const fields = security as Partial<Record<string, unknown>>;
+  const given = [
+    fields.symmetricKey !== undefined && 'symmetricKey',
+    fields.groupKey !== undefined && 'groupKey',
+    (fields.certificate !== undefined || fields.privateKey !== undefined) && 'certificate',
+  ].filter((name): name is string => name !== false);
+  if (given.length > 1) {
+    throw new InvalidInputError(
+      'security',
+      `security has more than one credential (${given.slice(0, -1).join(', ')} and ${given.at(-1)}): give exactly one of { symmetricKey }, { groupKey } or { certificate, privateKey }`,
+    );
+  }
+  if (fields.passphrase !== undefined && given[0] !== 'certificate') {
+    throw new InvalidInputError(
+      'passphrase',
+      'security.passphrase is the passphrase of an encrypted private key: it goes with { certificate, privateKey }',
     );
   }
   if ('symmetricKey' in security) {
@@ -42,8 +64,9 @@ export function resolveSecurity(
   }
   if ('certificate' in security) {
     const certificate = readPem(security.certificate, 'certificate');
-    const privateKey = readPem(security.privateKey, 'privateKey');
-    validateCertificateAndKey(certificate, privateKey, security.passphrase);
+    // Decrypted here, in memory, so neither the check below nor TLS needs the passphrase.
+    const privateKey = decryptPrivateKey(readPem(security.privateKey, 'privateKey'), security.passphrase);
+    validateCertificateAndKey(certificate, privateKey);
     const commonName = commonNameOf(certificate);
     const id = validateRegistrationId(registrationId ?? commonName);
     if (commonName !== id) {

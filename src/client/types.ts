@@ -1,6 +1,6 @@
 // The public shape of the provisioning client: options in, a typed result or a typed error out.
 import type { ProxyOptions } from '../io/types.js';
-import type { JsonObject, JsonValue, RegistrationState, RegistrationStatus } from '../protocol/responses.js';
+import type { JsonObject, JsonValue, RegistrationState } from '../protocol/responses.js';
 
 export type TransportKind = 'mqtt-ws' | 'mqtt';
 
@@ -47,6 +47,50 @@ export interface ProvisioningClientOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Backoff when the service gives no retry-after: first delay and cap, in milliseconds. */
   retry?: { initialDelayMs?: number; maxDelayMs?: number };
+  /**
+   * Ask DPS to issue the device an X.509 certificate (api-version 2025-07-01-preview or later, chosen
+   * automatically): a key type to generate a new key pair (default `ec-p384`), or your own CSR.
+   */
+  certificate?: CertificateRequestOptions;
+}
+
+/** Key types the client generates for certificate issuance. */
+export type CertificateKeyType = 'ec-p384' | 'ec-p256' | 'rsa-2048';
+
+/**
+ * `{ keyType }`: the client generates the key pair and the CSR (subject CN = registration id) and returns
+ * the private key with the chain. `{ csr }`: your own PKCS#10 request (PEM text, or DER bytes); its CN must
+ * be the registration id and no private key is returned.
+ */
+export type CertificateRequestOptions = { keyType?: CertificateKeyType } | { csr: string | Uint8Array };
+
+/** The certificate DPS issued, checked against the CSR and the registration id before it is returned. */
+export interface IssuedCertificate {
+  /** The chain as PEM, leaf first (then the issuing CA, then the root), as the service returned it. */
+  chainPem: string;
+  /** The generated key (PKCS#8 PEM); absent when the caller brought its own CSR. */
+  privateKeyPem?: string;
+  notBefore: Date;
+  notAfter: Date;
+  /** The leaf's serial number: upper-case hex, as X509Certificate.serialNumber gives it. */
+  serialNumber: string;
+}
+
+export interface CreateCertificateRequestOptions {
+  registrationId: string;
+  /** Default `ec-p384`, the type the DPS docs name. */
+  keyType?: CertificateKeyType;
+}
+
+/** A new key pair and its CSR, from createCertificateRequest(). */
+export interface CertificateRequest {
+  /** The CSR as DER, as base64 on one line (what DPS receives), and as PEM. */
+  csrDer: Buffer;
+  csrBase64: string;
+  csrPem: string;
+  /** PKCS#8 PEM, unencrypted: store it with care. */
+  privateKeyPem: string;
+  keyType: CertificateKeyType;
 }
 
 export interface RegisterCallOptions {
@@ -54,6 +98,63 @@ export interface RegisterCallOptions {
   /** Overrides the client's payload for this call. */
   payload?: JsonValue;
 }
+
+// The option names each options bag accepts, kept next to the types so they cannot drift apart (the
+// `satisfies` clauses fail to compile when a field is added or renamed): register() and startEmulator()
+// refuse any other name, so a typo is an error instead of an option silently ignored.
+
+/** Every ProvisioningClientOptions field. */
+export const PROVISIONING_CLIENT_OPTION_NAMES = Object.keys({
+  idScope: true,
+  registrationId: true,
+  security: true,
+  endpoint: true,
+  transport: true,
+  trustedCa: true,
+  trustMode: true,
+  proxy: true,
+  payload: true,
+  apiVersion: true,
+  timeoutMs: true,
+  keepAliveSeconds: true,
+  trace: true,
+  pipeline: true,
+  insecureSkipVerify: true,
+  onProgress: true,
+  retry: true,
+  certificate: true,
+} satisfies Record<keyof ProvisioningClientOptions, true>);
+
+/** Every field of any DeviceSecurity variant. */
+export const DEVICE_SECURITY_FIELD_NAMES = Object.keys({
+  symmetricKey: true,
+  groupKey: true,
+  certificate: true,
+  privateKey: true,
+  passphrase: true,
+} satisfies Record<KeysOfUnion<DeviceSecurity>, true>);
+
+type KeysOfUnion<T> = T extends unknown ? keyof T : never;
+
+/** Every field of ProvisioningClientOptions.retry. */
+export const RETRY_OPTION_NAMES = Object.keys({
+  initialDelayMs: true,
+  maxDelayMs: true,
+} satisfies Record<keyof NonNullable<ProvisioningClientOptions['retry']>, true>);
+
+/** Every ProxyOptions field (the object form of ProvisioningClientOptions.proxy). */
+export const PROXY_OPTION_NAMES = Object.keys({
+  host: true,
+  port: true,
+  username: true,
+  password: true,
+} satisfies Record<keyof ProxyOptions, true>);
+
+/** Every RegisterCallOptions field. */
+export const REGISTER_CALL_OPTION_NAMES = Object.keys({
+  signal: true,
+  payload: true,
+} satisfies Record<keyof RegisterCallOptions, true>);
 
 export type ProgressEvent =
   | { type: 'connecting'; attempt: number }
@@ -78,7 +179,8 @@ export interface RegistrationResult {
   registrationId: string;
   assignedHub: string;
   deviceId: string;
-  status: RegistrationStatus;
+  /** Always `assigned`: every other final status rejects with a RegistrationFailedError. */
+  status: 'assigned';
   substatus?: string;
   operationId: string;
   etag?: string;
@@ -88,6 +190,10 @@ export interface RegistrationResult {
   payload?: JsonValue;
   /** api-version 2021-06-01 and later. */
   trustBundle?: JsonObject;
+  /** With `certificate`: the checked chain DPS issued (and the generated private key). */
+  issuedCertificate?: IssuedCertificate;
+  /** api-version 2026-11-02-preview: `classic` or `mqttV5` (absent means classic). */
+  connectionProfile?: string;
   /** The full registration state as DPS returned it. */
   registrationState: RegistrationState;
   timings: RegistrationTimings;

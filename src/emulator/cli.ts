@@ -1,7 +1,25 @@
 // `dps-mqtt emulator`: parse flags, start the emulator, print the ready line, stop on SIGINT/SIGTERM.
 // stdout carries one machine-readable JSON line; people read stderr (hints, then the JSON log).
 import { parseArgs } from 'node:util';
-import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY, DEMO_GROUP_KEY } from './config.js';
+import { isValidRegistrationId, validateIdScope } from '../protocol/validate.js';
+import {
+  DEFAULT_CERTIFICATE_ISSUANCE,
+  ISSUANCE_KEY_TYPES,
+  type IssuanceKeyType,
+  MAX_VALIDITY_DAYS,
+  MIN_VALIDITY_DAYS,
+} from './certificate-issuer.js';
+import {
+  DEMO_DEVICE_ID,
+  DEMO_DEVICE_KEY,
+  DEMO_GROUP_KEY,
+  ENROLLMENT_KEY_SHAPE,
+  invalidIotHubMessage,
+  isEnrollmentKey,
+  isIotHubHostName,
+} from './config.js';
+import type { EnrollmentGroupConfig, IndividualEnrollmentConfig } from './config-file.js';
+import { EmulatorDirectoryError } from './directory-error.js';
 import {
   DEFAULT_HOST,
   DEFAULT_MQTT_PORT,
@@ -49,6 +67,11 @@ Behaviour (tests and benchmarks)
   --drop-after-suback N[,N]      close the Nth subscribing connection right after its SUBACK
   --response-delay MS            hold every response back this long
 
+Certificate issuance (a register request with a csr; an enrollment's own policy wins)
+  --cert-validity-days N         lifetime of issued certificates, ${MIN_VALIDITY_DAYS} to ${MAX_VALIDITY_DAYS} days (default ${DEFAULT_CERTIFICATE_ISSUANCE.validityDays})
+  --cert-key-types LIST          accepted CSR keys, of ec-p256,ec-p384,rsa (default all; rsa = RSA >= 2048 bits;
+                                 ec-p384 alone = strict, as DPS's docs say)
+
 Limits
   --connect-timeout MS           TLS, the WebSocket upgrade and CONNECT must be done within this (default 10000)
   --max-packet-bytes N           MQTT packets above this size close the connection (default 65536)
@@ -79,8 +102,10 @@ export async function runEmulatorCli(
       io.stdout.write(EMULATOR_USAGE);
       return 0;
     }
-    options = parsed;
-    if (!parsed.quiet) options.logger = jsonLinesLogger(io.stderr);
+    // `quiet` is the CLI's, not an emulator option (startEmulator refuses unknown options).
+    const { quiet, ...emulatorOptions } = parsed;
+    options = emulatorOptions;
+    if (!quiet) options.logger = jsonLinesLogger(io.stderr);
   } catch (error) {
     io.stderr.write(`dps-mqtt emulator: ${error instanceof Error ? error.message : String(error)}\n`);
     io.stderr.write('Run "dps-mqtt emulator --help" for the options.\n');
@@ -91,12 +116,27 @@ export async function runEmulatorCli(
   try {
     emulator = await startEmulator(options);
   } catch (error) {
+    const flag =
+      error instanceof EmulatorDirectoryError
+        ? ` (${error.option === 'dataDir' ? '--data-dir' : '--pki-dir'} DIR)`
+        : '';
     io.stderr.write(
-      `dps-mqtt emulator: could not start: ${error instanceof Error ? error.message : String(error)}\n`,
+      `dps-mqtt emulator: could not start: ${error instanceof Error ? error.message : String(error)}${flag}\n`,
     );
     return 1;
   }
 
+  // The signal handlers are in place before the ready line: whoever reads it may stop the emulator at once.
+  const stopped = new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      io.signals.off('SIGINT', stop);
+      io.signals.off('SIGTERM', stop);
+      if (!options.logger) io.stderr.write(`dps-mqtt emulator: ${signal}, stopping\n`);
+      void emulator.close().then(resolve, resolve);
+    };
+    io.signals.once('SIGINT', stop);
+    io.signals.once('SIGTERM', stop);
+  });
   io.stdout.write(
     `${JSON.stringify({
       event: 'ready',
@@ -108,17 +148,7 @@ export async function runEmulatorCli(
     })}\n`,
   );
   io.stderr.write(hints(emulator, options));
-
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals): void => {
-      io.signals.off('SIGINT', stop);
-      io.signals.off('SIGTERM', stop);
-      if (!options.logger) io.stderr.write(`dps-mqtt emulator: ${signal}, stopping\n`);
-      void emulator.close().then(resolve, resolve);
-    };
-    io.signals.once('SIGINT', stop);
-    io.signals.once('SIGTERM', stop);
-  });
+  await stopped;
   return 0;
 }
 
@@ -137,22 +167,38 @@ function parseCliOptions(argv: string[]): (EmulatorOptions & { quiet: boolean })
   if (values['wss-port'] !== undefined) options.wssPort = port(values['wss-port'], '--wss-port');
   if (values['server-name'] !== undefined) options.serverNames = values['server-name'];
   if (values.config !== undefined) options.config = values.config;
-  if (values['id-scope'] !== undefined) options.idScope = values['id-scope'];
-  if (values.hub !== undefined) options.iotHubs = values.hub;
+  if (values['id-scope'] !== undefined) options.idScope = idScope(values['id-scope']);
+  if (values.hub !== undefined) {
+    for (const hub of values.hub) {
+      if (!isIotHubHostName(hub)) throw new UsageError(`--hub: ${invalidIotHubMessage(hub)}`);
+    }
+    options.iotHubs = values.hub;
+  }
   if (values['data-dir'] !== undefined) options.dataDir = values['data-dir'];
   if (values['pki-dir'] !== undefined) options.pkiDir = values['pki-dir'];
 
-  const individualEnrollments = (values.device ?? []).map((entry) => {
+  const individualEnrollments = (values.device ?? []).map((entry): IndividualEnrollmentConfig => {
     const equals = entry.indexOf('=');
     if (equals <= 0)
       throw new UsageError(`--device expects ID=KEY (a registration id and its base64 key), got "${entry}"`);
-    return {
-      registrationId: entry.slice(0, equals),
-      attestation: { type: 'symmetricKey', primaryKey: entry.slice(equals + 1) },
-    };
+    const registrationId = entry.slice(0, equals);
+    const primaryKey = entry.slice(equals + 1);
+    // Bad input is a usage error (exit code 2), found before anything starts; the key is not echoed.
+    if (!isValidRegistrationId(registrationId)) {
+      throw new UsageError(
+        `--device: registration id ${JSON.stringify(registrationId)} is invalid: use lowercase letters, digits and - . _ : (at most 128 characters)`,
+      );
+    }
+    if (!isEnrollmentKey(primaryKey)) {
+      throw new UsageError(`--device ${registrationId}=KEY: the key is not valid: ${ENROLLMENT_KEY_SHAPE}`);
+    }
+    return { registrationId, attestation: { type: 'symmetricKey', primaryKey } };
   });
-  const enrollmentGroups: unknown[] = [];
+  const enrollmentGroups: EnrollmentGroupConfig[] = [];
   if (values['group-key'] !== undefined) {
+    if (!isEnrollmentKey(values['group-key'])) {
+      throw new UsageError(`--group-key: the key is not valid: ${ENROLLMENT_KEY_SHAPE}`);
+    }
     enrollmentGroups.push({
       enrollmentGroupId: 'cli-group',
       attestation: { type: 'symmetricKey', primaryKey: values['group-key'] },
@@ -210,6 +256,20 @@ function parseCliOptions(argv: string[]): (EmulatorOptions & { quiet: boolean })
   if (values['max-packet-bytes'] !== undefined) {
     options.maxPacketBytes = positiveInteger(values['max-packet-bytes'], '--max-packet-bytes');
   }
+  const certificateIssuance: NonNullable<EmulatorOptions['certificateIssuance']> = {};
+  if (values['cert-validity-days'] !== undefined) {
+    const days = integer(values['cert-validity-days'], '--cert-validity-days');
+    if (days < MIN_VALIDITY_DAYS || days > MAX_VALIDITY_DAYS) {
+      throw new UsageError(
+        `--cert-validity-days expects ${MIN_VALIDITY_DAYS} to ${MAX_VALIDITY_DAYS} days (DPS's policy range), got "${values['cert-validity-days']}"`,
+      );
+    }
+    certificateIssuance.validityDays = days;
+  }
+  if (values['cert-key-types'] !== undefined) {
+    certificateIssuance.keyTypes = keyTypes(values['cert-key-types']);
+  }
+  if (Object.keys(certificateIssuance).length > 0) options.certificateIssuance = certificateIssuance;
   return options;
 }
 
@@ -244,10 +304,32 @@ function parse(argv: string[]) {
       'response-delay': { type: 'string' },
       'connect-timeout': { type: 'string' },
       'max-packet-bytes': { type: 'string' },
+      'cert-validity-days': { type: 'string' },
+      'cert-key-types': { type: 'string' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
+}
+
+function idScope(text: string): string {
+  try {
+    return validateIdScope(text);
+  } catch (error) {
+    throw new UsageError(`--id-scope: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+function keyTypes(text: string): IssuanceKeyType[] {
+  const list = text.split(',').map((part) => part.trim());
+  for (const keyType of list) {
+    if (!ISSUANCE_KEY_TYPES.includes(keyType as IssuanceKeyType)) {
+      throw new UsageError(
+        `--cert-key-types: "${keyType}" is not a key type: list some of ${ISSUANCE_KEY_TYPES.join(',')} (rsa = RSA of at least 2048 bits)`,
+      );
+    }
+  }
+  return [...new Set(list as IssuanceKeyType[])];
 }
 
 function number(text: string, flag: string): number {
@@ -286,12 +368,12 @@ function hints(emulator: RunningEmulator, options: EmulatorOptions): string {
     `DPS emulator listening: mqtts://${host}:${emulator.mqttPort}  wss://${host}:${emulator.wssPort}/$iothub/websocket`,
     `ID scope: ${emulator.idScope}`,
     `Trust its CA: ${emulator.caPath ?? '(in memory)'}`,
-    `  dps-mqtt register --ca ${emulator.caPath} ...   or   NODE_EXTRA_CA_CERTS=${emulator.caPath} node app.js`,
+    `  npx dps-mqtt register --ca ${emulator.caPath} ...   or   NODE_EXTRA_CA_CERTS=${emulator.caPath} node app.js`,
   ];
   if (options.config === undefined) {
     lines.push(
       'Demo enrollments (not secrets, never for production):',
-      `  any registration id, key = derived from group key ${DEMO_GROUP_KEY} (dps-mqtt derive-key)`,
+      `  any registration id, key = derived from group key ${DEMO_GROUP_KEY} (npx dps-mqtt derive-key)`,
       `  registration id ${DEMO_DEVICE_ID}, key ${DEMO_DEVICE_KEY}`,
       '  X.509: a device certificate issued by the CA above, CN = registration id',
     );

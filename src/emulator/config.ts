@@ -6,6 +6,14 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { InvalidInputError } from '../protocol/errors.js';
 import type { JsonObject, JsonValue } from '../protocol/responses.js';
 import { isValidRegistrationId, validateIdScope } from '../protocol/validate.js';
+import {
+  type CertificateIssuancePolicy,
+  DEFAULT_CERTIFICATE_ISSUANCE,
+  ISSUANCE_KEY_TYPES,
+  type IssuanceKeyType,
+  MAX_VALIDITY_DAYS,
+  MIN_VALIDITY_DAYS,
+} from './certificate-issuer.js';
 
 export type AllocationPolicy = 'hashed' | 'static';
 
@@ -36,6 +44,8 @@ interface EnrollmentCommon {
   initialTwin: JsonObject | undefined;
   /** Returned to the device as registrationState.payload (custom allocation data). */
   payload: JsonValue | undefined;
+  /** Certificate issuance policy; a field left out falls back to the top-level policy. */
+  certificateIssuance: Partial<CertificateIssuancePolicy> | undefined;
 }
 
 export interface IndividualEnrollment extends EnrollmentCommon {
@@ -56,6 +66,8 @@ export interface EmulatorConfig {
   allocationPolicy: AllocationPolicy;
   individualEnrollments: IndividualEnrollment[];
   enrollmentGroups: EnrollmentGroup[];
+  /** The default certificate issuance policy (validity 7..90 days, accepted key types). */
+  certificateIssuance: CertificateIssuancePolicy;
 }
 
 // The documented defaults (docs/emulator.md): with no configuration, any registration id can register
@@ -71,6 +83,27 @@ export const DEMO_DEVICE_KEY = 'ZHBzLW1xdHQgZW11bGF0b3IgZGVtbyBkZXZpY2UgayE=';
 /** The group that trusts device certificates issued by the emulator's own CA. */
 export const DEMO_X509_GROUP_ID = 'demo-x509-group';
 
+/** An IoT hub host name: DNS labels of letters, digits and hyphens, e.g. `my-hub.azure-devices.net`. */
+export function isIotHubHostName(host: string): boolean {
+  return (
+    host.length <= 253 &&
+    host.split('.').every((label) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label))
+  );
+}
+
+/** Why a hub name is refused, and the shape expected. */
+export function invalidIotHubMessage(host: unknown): string {
+  return `${JSON.stringify(host)} is not a valid IoT hub host name: use letters, digits, - and . (e.g. my-hub.azure-devices.net)`;
+}
+
+/** A symmetric enrollment key: base64 of at least 16 bytes. */
+export function isEnrollmentKey(key: string): boolean {
+  return /^[A-Za-z0-9+/]+={0,2}$/.test(key) && Buffer.from(key, 'base64').length >= 16;
+}
+
+export const ENROLLMENT_KEY_SHAPE =
+  'expected a base64 key of at least 16 bytes (e.g. `openssl rand -base64 32`)';
+
 /** A configuration file or value that cannot be used; `field` is the JSON path, e.g. `enrollmentGroups[1].attestation`. */
 export class EmulatorConfigError extends InvalidInputError {}
 
@@ -84,6 +117,7 @@ export function defaultEmulatorConfig(
     allocationPolicy: undefined,
     initialTwin: undefined,
     payload: undefined,
+    certificateIssuance: undefined,
   };
   const groups: EnrollmentGroup[] = [
     {
@@ -112,6 +146,7 @@ export function defaultEmulatorConfig(
       },
     ],
     enrollmentGroups: groups,
+    certificateIssuance: defaultCertificateIssuance(),
   };
 }
 
@@ -155,6 +190,7 @@ export async function parseEmulatorConfig(
     'allocationPolicy',
     'individualEnrollments',
     'enrollmentGroups',
+    'certificateIssuance',
   ]);
   const idScope = reader.optionalString(root, '', 'idScope') ?? DEFAULT_ID_SCOPE;
   try {
@@ -195,7 +231,47 @@ export async function parseEmulatorConfig(
     seenGroupIds.add(group.enrollmentGroupId);
     enrollmentGroups.push(group);
   }
-  return { idScope, iotHubs, allocationPolicy, individualEnrollments, enrollmentGroups };
+  const certificateIssuance: CertificateIssuancePolicy = {
+    ...defaultCertificateIssuance(),
+    ...reader.certificateIssuance(root, ''),
+  };
+  return {
+    idScope,
+    iotHubs,
+    allocationPolicy,
+    individualEnrollments,
+    enrollmentGroups,
+    certificateIssuance,
+  };
+}
+
+function defaultCertificateIssuance(): CertificateIssuancePolicy {
+  return {
+    validityDays: DEFAULT_CERTIFICATE_ISSUANCE.validityDays,
+    keyTypes: [...DEFAULT_CERTIFICATE_ISSUANCE.keyTypes],
+  };
+}
+
+/**
+ * Validates a certificate issuance policy given outside a configuration file (the `certificateIssuance`
+ * option, the `--cert-*` flags): only the fields it sets, to lay over the configuration's policy.
+ */
+export function parseCertificateIssuancePolicy(
+  value: unknown,
+  source = 'certificateIssuance option',
+): Partial<CertificateIssuancePolicy> {
+  return new ConfigReader(source, undefined).certificateIssuance({ certificateIssuance: value }, '') ?? {};
+}
+
+/** An enrollment's policy over the top-level one, field by field. */
+export function effectiveCertificateIssuance(
+  config: EmulatorConfig,
+  enrollment: { certificateIssuance: Partial<CertificateIssuancePolicy> | undefined },
+): CertificateIssuancePolicy {
+  return {
+    validityDays: enrollment.certificateIssuance?.validityDays ?? config.certificateIssuance.validityDays,
+    keyTypes: enrollment.certificateIssuance?.keyTypes ?? config.certificateIssuance.keyTypes,
+  };
 }
 
 type Json = Record<string, unknown>;
@@ -259,14 +335,16 @@ class ConfigReader {
   hubs(object: Json, where: string, field: string): string[] | undefined {
     const value = object[field];
     if (value === undefined) return undefined;
-    if (
-      !Array.isArray(value) ||
-      !value.every((hub) => typeof hub === 'string' && /^[A-Za-z0-9.-]+$/.test(hub))
-    ) {
+    if (!Array.isArray(value)) {
       throw this.error(
         join(where, field),
         'expected an array of IoT hub host names, e.g. ["my-hub.azure-devices.net"]',
       );
+    }
+    for (const [index, hub] of value.entries()) {
+      if (typeof hub !== 'string' || !isIotHubHostName(hub)) {
+        throw this.error(`${join(where, field)}[${index}]`, invalidIotHubMessage(hub));
+      }
     }
     return value as string[];
   }
@@ -288,7 +366,49 @@ class ConfigReader {
       allocationPolicy: this.allocationPolicy(object, where, 'allocationPolicy'),
       initialTwin: initialTwin as JsonObject | undefined,
       payload: object.payload as JsonValue | undefined,
+      certificateIssuance: this.certificateIssuance(object, where),
     };
+  }
+
+  /** `certificateIssuance: { validityDays, keyTypes }`: the fields given, validated. */
+  certificateIssuance(object: Json, where: string): Partial<CertificateIssuancePolicy> | undefined {
+    const value = object.certificateIssuance;
+    if (value === undefined) return undefined;
+    const policyWhere = join(where, 'certificateIssuance');
+    const policy = this.object(value, policyWhere);
+    this.allowOnly(policy, policyWhere, ['validityDays', 'keyTypes']);
+    const result: Partial<CertificateIssuancePolicy> = {};
+    const days = policy.validityDays;
+    if (days !== undefined) {
+      if (
+        typeof days !== 'number' ||
+        !Number.isInteger(days) ||
+        days < MIN_VALIDITY_DAYS ||
+        days > MAX_VALIDITY_DAYS
+      ) {
+        throw this.error(
+          join(policyWhere, 'validityDays'),
+          `${JSON.stringify(days)} is not allowed: expected a whole number of days from ${MIN_VALIDITY_DAYS} to ${MAX_VALIDITY_DAYS} (DPS's policy range)`,
+        );
+      }
+      result.validityDays = days;
+    }
+    const keyTypes = policy.keyTypes;
+    if (keyTypes !== undefined) {
+      const keyTypesWhere = join(policyWhere, 'keyTypes');
+      const expected = `expected a non-empty array of ${ISSUANCE_KEY_TYPES.map((type) => `"${type}"`).join(', ')} ("rsa" = RSA of at least 2048 bits)`;
+      if (!Array.isArray(keyTypes) || keyTypes.length === 0) throw this.error(keyTypesWhere, expected);
+      for (const [index, keyType] of keyTypes.entries()) {
+        if (!ISSUANCE_KEY_TYPES.includes(keyType as IssuanceKeyType)) {
+          throw this.error(
+            `${keyTypesWhere}[${index}]`,
+            `${JSON.stringify(keyType)} is not a key type: ${expected}`,
+          );
+        }
+      }
+      result.keyTypes = [...new Set(keyTypes as IssuanceKeyType[])];
+    }
+    return result;
   }
 
   symmetricKey(object: Json, where: string): SymmetricKeyAttestation {
@@ -298,14 +418,8 @@ class ConfigReader {
       ['primaryKey', primaryKey],
       ['secondaryKey', secondaryKey],
     ] as const) {
-      if (
-        key !== undefined &&
-        (!/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 16)
-      ) {
-        throw this.error(
-          join(where, field),
-          'expected a base64 key of at least 16 bytes (e.g. `openssl rand -base64 32`)',
-        );
+      if (key !== undefined && !isEnrollmentKey(key)) {
+        throw this.error(join(where, field), ENROLLMENT_KEY_SHAPE);
       }
     }
     return { type: 'symmetricKey', primaryKey, secondaryKey };
@@ -343,6 +457,7 @@ class ConfigReader {
       'allocationPolicy',
       'initialTwin',
       'payload',
+      'certificateIssuance',
     ]);
     const registrationId = this.requiredString(object, where, 'registrationId');
     if (!isValidRegistrationId(registrationId)) {
@@ -415,6 +530,7 @@ class ConfigReader {
       'allocationPolicy',
       'initialTwin',
       'payload',
+      'certificateIssuance',
     ]);
     const enrollmentGroupId = this.requiredString(object, where, 'enrollmentGroupId');
     const attestationWhere = join(where, 'attestation');

@@ -1,23 +1,36 @@
 // startEmulator(): a DPS-compatible server on this machine, for development, CI and benchmarks.
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { findUnknownOption } from '../protocol/known-options.js';
 import { validateIdScope } from '../protocol/validate.js';
+import { type CertificateIssuancePolicy, CertificateIssuer } from './certificate-issuer.js';
 import {
   defaultEmulatorConfig,
   type EmulatorConfig,
+  EmulatorConfigError,
   loadEmulatorConfigFile,
+  parseCertificateIssuancePolicy,
   parseEmulatorConfig,
 } from './config.js';
+import type { EmulatorConfigFile, EnrollmentsConfig } from './config-file.js';
+import { usingDirectory } from './directory-error.js';
 import { EnrollmentBook } from './enrollments.js';
 import { type FaultOptions, FaultPlan, type ThrottleOptions } from './faults.js';
 import { startListeners } from './listeners.js';
 import { type EmulatorLogger, redactingLogger, silentLogger } from './log.js';
-import { type EmulatorPki, ensureEmulatorPki } from './pki.js';
+import { createIssuingCa, type EmulatorPki, ensureEmulatorPki } from './pki.js';
 import { Registrar } from './registrar.js';
 import { MqttSession, type SessionPeer } from './session.js';
 import { type RegistrationRecord, RegistrationStore } from './store.js';
 
+export {
+  type CertificateIssuancePolicy,
+  CSR_ERROR_CODES,
+  type IssuanceKeyType,
+} from './certificate-issuer.js';
 export {
   DEFAULT_ID_SCOPE,
   DEFAULT_IOT_HUB,
@@ -31,10 +44,24 @@ export {
   loadEmulatorConfigFile,
   parseEmulatorConfig,
 } from './config.js';
+export type {
+  AllocationPolicyConfig,
+  CertificateIssuanceConfig,
+  EmulatorConfigFile,
+  EnrollmentConfigCommon,
+  EnrollmentGroupConfig,
+  EnrollmentsConfig,
+  GroupX509AttestationConfig,
+  IndividualEnrollmentConfig,
+  IndividualX509AttestationConfig,
+  SymmetricKeyAttestationConfig,
+} from './config-file.js';
+export { EmulatorDirectoryError, type EmulatorDirectoryOption } from './directory-error.js';
 export type { FaultOptions, ThrottleOptions } from './faults.js';
 export { type EmulatorLogEntry, type EmulatorLogger, jsonLinesLogger, silentLogger } from './log.js';
 export {
   type CertificateAndKey,
+  createIssuingCa,
   createRootCa,
   createSelfSignedCertificate,
   type EmulatorPki,
@@ -63,7 +90,7 @@ export interface EmulatorOptions {
    * Enrollments: a JSON file path, or the same JSON as an object (schema in docs/emulator.md).
    * Without one, the demo enrollments (docs/emulator.md) are used.
    */
-  config?: string | Record<string, unknown>;
+  config?: string | EmulatorConfigFile;
   /** Resolves relative certificate paths in an object `config`; the current directory by default. */
   configBaseDir?: string;
   /**
@@ -71,7 +98,7 @@ export interface EmulatorOptions {
    * form; one with the same registration id or group id replaces the configured one. The CLI's
    * `--device` and `--group-key` land here.
    */
-  enrollments?: { individualEnrollments?: unknown[]; enrollmentGroups?: unknown[] };
+  enrollments?: EnrollmentsConfig;
   /** Replaces the configuration's linked IoT hubs. */
   iotHubs?: string[];
   /** Keeps the PKI and the registrations (which then survive a restart). In-memory state without it. */
@@ -96,6 +123,78 @@ export interface EmulatorOptions {
   connectTimeoutMs?: number;
   /** Structured log, one entry per connection event and request (secrets redacted); silent by default. */
   logger?: EmulatorLogger;
+  /**
+   * The default certificate issuance policy, over the configuration's top-level one (field by field);
+   * an enrollment's own policy still wins. `validityDays` 7..90, `keyTypes` of "ec-p256", "ec-p384", "rsa".
+   */
+  certificateIssuance?: Partial<CertificateIssuancePolicy>;
+}
+
+/**
+ * Every EmulatorOptions field: startEmulator() refuses any other name, so a typo is an error, not an
+ * option silently ignored. The `satisfies` clause keeps the list and the interface in step.
+ */
+const EMULATOR_OPTION_NAMES = Object.keys({
+  host: true,
+  mqttPort: true,
+  wssPort: true,
+  idScope: true,
+  config: true,
+  configBaseDir: true,
+  enrollments: true,
+  iotHubs: true,
+  dataDir: true,
+  pkiDir: true,
+  pki: true,
+  serverNames: true,
+  retryAfterSeconds: true,
+  pollsBeforeAssignment: true,
+  assignmentDelayMs: true,
+  throttle: true,
+  faults: true,
+  maxPacketBytes: true,
+  connectTimeoutMs: true,
+  logger: true,
+  certificateIssuance: true,
+} satisfies Record<keyof EmulatorOptions, true>);
+
+const THROTTLE_OPTION_NAMES = Object.keys({
+  firstRequests: true,
+  fraction: true,
+  retryAfterSeconds: true,
+} satisfies Record<keyof ThrottleOptions, true>);
+
+const FAULT_OPTION_NAMES = Object.keys({
+  dropBeforeRequest: true,
+  dropAfterResponse: true,
+  responseDelayMs: true,
+  dropBeforeConnack: true,
+  dropAfterSuback: true,
+} satisfies Record<keyof FaultOptions, true>);
+
+const ENROLLMENTS_OPTION_NAMES = Object.keys({
+  individualEnrollments: true,
+  enrollmentGroups: true,
+} satisfies Record<keyof EnrollmentsConfig, true>);
+
+/** Refuses option names the types do not declare, with a suggestion when one is close. */
+function checkOptionNames(options: EmulatorOptions): void {
+  if (options === null || typeof options !== 'object') {
+    throw new EmulatorConfigError('options', 'startEmulator() takes an options object (or nothing)');
+  }
+  const nested: Array<[string, unknown, readonly string[]]> = [
+    ['throttle', options.throttle, THROTTLE_OPTION_NAMES],
+    ['faults', options.faults, FAULT_OPTION_NAMES],
+    ['enrollments', options.enrollments, ENROLLMENTS_OPTION_NAMES],
+  ];
+  const unknown =
+    findUnknownOption(options, EMULATOR_OPTION_NAMES) ??
+    nested
+      .map(([path, value, known]) =>
+        value !== null && typeof value === 'object' ? findUnknownOption(value, known, path) : undefined,
+      )
+      .find((found) => found !== undefined);
+  if (unknown) throw new EmulatorConfigError(unknown.field, unknown.message);
 }
 
 export interface RunningEmulator {
@@ -106,6 +205,9 @@ export interface RunningEmulator {
   /** The CA devices must trust: PEM text, and its file (none when `pki` was passed in). */
   caCertPem: string;
   caPath: string | undefined;
+  /** The CA that signs devices' certificates (certificate issuance), issued by the CA above; its file when on disk. */
+  issuingCaCertPem: string;
+  issuingCaPath: string | undefined;
   config: EmulatorConfig;
   /** Every device registration (assigned devices), persisted ones included. */
   registrations(): RegistrationRecord[];
@@ -122,23 +224,39 @@ export function defaultPkiDir(): string {
 
 /** Starts the emulator; resolves once both listeners are bound. */
 export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
+  checkOptionNames(options);
   const host = options.host ?? DEFAULT_HOST;
+  const pkiDir = options.dataDir ?? options.pkiDir ?? defaultPkiDir();
   const pkiFromDisk =
     options.pki === undefined
-      ? await ensureEmulatorPki({
-          dataDir: options.dataDir ?? options.pkiDir ?? defaultPkiDir(),
-          extraNames: options.serverNames ?? [],
-        })
+      ? await usingDirectory(pkiDir, options.dataDir === undefined ? 'pkiDir' : 'dataDir', () =>
+          ensureEmulatorPki({ dataDir: pkiDir, extraNames: options.serverNames ?? [] }),
+        )
       : undefined;
   const pki = options.pki ?? pkiFromDisk!;
   const caPath = pkiFromDisk?.caPath;
+  // A PKI brought without an issuing CA gets one for this run only.
+  const issuingCa = pki.issuingCa ?? (await createIssuingCa({ root: pki.ca }));
+  const issuingCaPath = pki.issuingCa === undefined ? undefined : pki.issuingCaPath;
+  const issuer = new CertificateIssuer(issuingCa, pki.ca.certPem);
 
   const config = await resolveConfig(options, pki.ca.certPem);
   const book = new EnrollmentBook(config);
   const logger = redactingLogger(options.logger ?? silentLogger, () => book.secrets());
-  const store = await RegistrationStore.open(options.dataDir, (error) =>
-    logger({ event: 'storeError', error: error instanceof Error ? error.message : String(error) }),
-  );
+  const openStore = () =>
+    RegistrationStore.open(options.dataDir, (error) =>
+      logger({ event: 'storeError', error: error instanceof Error ? error.message : String(error) }),
+    );
+  const { dataDir } = options;
+  // The registrations are written there later: a directory that cannot take them fails the start.
+  const store =
+    dataDir === undefined
+      ? await openStore()
+      : await usingDirectory(dataDir, 'dataDir', async () => {
+          const opened = await openStore();
+          await access(dataDir, constants.W_OK);
+          return opened;
+        });
   const retryAfterSeconds = options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS;
   const registrar = new Registrar({
     book,
@@ -146,6 +264,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     retryAfterSeconds,
     pollsBeforeAssignment: options.pollsBeforeAssignment ?? 0,
     assignmentDelayMs: options.assignmentDelayMs ?? 0,
+    issuer,
   });
   const faults = new FaultPlan(options.throttle, options.faults);
   const maxPacketBytes = options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
@@ -204,6 +323,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     idScope: config.idScope,
     caCertPem: pki.ca.certPem,
     caPath,
+    issuingCaCertPem: issuingCa.certPem,
+    issuingCaPath,
     config,
     registrations: () => store.all(),
     connectionCount: () => sessions.size,
@@ -230,6 +351,10 @@ async function resolveConfig(options: EmulatorOptions, emulatorCaPem: string): P
     config = await parseEmulatorConfig(options.config, { baseDir: options.configBaseDir ?? process.cwd() });
   }
   if (options.idScope !== undefined) config = { ...config, idScope: validateIdScope(options.idScope) };
+  if (options.certificateIssuance !== undefined) {
+    const policy = parseCertificateIssuancePolicy(options.certificateIssuance);
+    config = { ...config, certificateIssuance: { ...config.certificateIssuance, ...policy } };
+  }
   if (options.iotHubs !== undefined) {
     const { iotHubs } = await parseEmulatorConfig({ iotHubs: options.iotHubs }, { source: 'iotHubs option' });
     config = { ...config, iotHubs };

@@ -183,7 +183,11 @@ function listen(server: TlsServer | HttpsServer, host: string, port: number): Pr
           ? `: port ${port} is in use (choose another port, or 0 for any free port)`
           : code === 'EACCES'
             ? `: binding port ${port} needs privileges (use a port above 1023)`
-            : '';
+            : code === 'EADDRNOTAVAIL'
+              ? `: ${host} is not an address of this machine (EADDRNOTAVAIL); use 127.0.0.1, 0.0.0.0 (every interface) or one of its own addresses`
+              : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+                ? `: the host name ${host} does not resolve (${code}); give an IP address or a name of this machine`
+                : `: ${error.message}`;
       reject(new Error(`cannot listen on ${host}:${port}${hint}`, { cause: error }));
     };
     server.once('error', onError);

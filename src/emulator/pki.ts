@@ -1,7 +1,8 @@
 // Certificates for the emulator and for tests, made by the `openssl` binary (no hand-rolled ASN.1 and no
-// npm dependency weighing on a device's install). Keys are EC P-256: generated in milliseconds.
+// npm dependency weighing on a device's install). Keys are EC P-256 (generated in milliseconds), except
+// the issuing CA that signs devices' certificates: EC P-384 signing with SHA-384, as DPS's CAs do.
 import { execFile } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,9 @@ export interface CertificateAndKey {
 
 export type CertificateUsage = 'server' | 'client' | 'ca';
 
+/** The curve of a generated key: P-256 for most, P-384 for the issuing CA (as DPS's own CAs). */
+export type PkiKeyCurve = 'P-256' | 'P-384';
+
 export interface IssueCertificateOptions {
   issuer: CertificateAndKey;
   commonName: string;
@@ -24,10 +28,19 @@ export interface IssueCertificateOptions {
   altNames?: string[];
   usage: CertificateUsage;
   days?: number;
+  /** P-256 by default. */
+  curve?: PkiKeyCurve;
+  /** For a CA: the basicConstraints pathLenConstraint (0 = it signs leaves only). */
+  pathLength?: number;
 }
 
 const DEFAULT_CA_DAYS = 3650;
 const DEFAULT_LEAF_DAYS = 825;
+/** The issuing CA lives 5 years, and is reissued (by the same root) once it has less than this left. */
+const ISSUING_CA_DAYS = 1825;
+/** More than the longest leaf a policy allows (90 days), so no leaf outlives its issuer. */
+const ISSUING_CA_RENEW_DAYS = 100;
+export const ISSUING_CA_COMMON_NAME = 'dps-mqtt emulator issuing CA';
 
 /** A self-signed root CA that can issue server, client and intermediate certificates. */
 export async function createRootCa(options: {
@@ -45,6 +58,30 @@ export async function issueCertificate(options: IssueCertificateOptions): Promis
     altNames: options.altNames,
     issuer: options.issuer,
     days: options.days ?? (options.usage === 'ca' ? DEFAULT_CA_DAYS : DEFAULT_LEAF_DAYS),
+    curve: options.curve,
+    pathLength: options.pathLength,
+  });
+}
+
+/**
+ * The CA that signs devices' operational certificates (certificate issuance): EC P-384, SHA-384, signed
+ * by `root`, path length 0, 5 years but never beyond the root.
+ */
+export async function createIssuingCa(options: {
+  root: CertificateAndKey;
+  commonName?: string;
+  days?: number;
+}): Promise<CertificateAndKey> {
+  const rootDaysLeft = Math.floor(
+    (Date.parse(new X509Certificate(options.root.certPem).validTo) - Date.now()) / (24 * 3600 * 1000),
+  );
+  return issueCertificate({
+    issuer: options.root,
+    commonName: options.commonName ?? ISSUING_CA_COMMON_NAME,
+    usage: 'ca',
+    curve: 'P-384',
+    pathLength: 0,
+    days: Math.max(1, Math.min(options.days ?? ISSUING_CA_DAYS, rootDaysLeft)),
   });
 }
 
@@ -68,20 +105,28 @@ export interface EmulatorPki {
   server: CertificateAndKey;
   /** The CA certificate's file: what a client passes as its trusted CA (`--ca`, NODE_EXTRA_CA_CERTS). */
   caPath: string;
+  /**
+   * Signs devices' certificates (certificate issuance), issued by `ca`. Always set by ensureEmulatorPki;
+   * a PKI brought without one gets an in-memory issuing CA when the emulator starts.
+   */
+  issuingCa?: CertificateAndKey | undefined;
+  /** The issuing CA certificate's file, when it is on disk. */
+  issuingCaPath?: string | undefined;
 }
 
 /** The server certificate always covers these; `extraNames` adds more. */
 export const DEFAULT_SERVER_NAMES = ['localhost', '127.0.0.1', '::1'];
 
 /**
- * The emulator's CA and server certificate in `dataDir`: generated on first start, reused afterwards so a
- * client trusts the CA once. The server certificate alone is reissued (by the same CA) when it expires
- * soon or does not cover a requested name.
+ * The emulator's CA, server certificate and issuing CA in `dataDir`: generated on first start, reused
+ * afterwards so a client trusts the CA once. The server certificate and the issuing CA are reissued (by
+ * the same CA) when they expire soon, or are missing (a directory from an older version gains its
+ * issuing CA without losing its root), or, for the server, do not cover a requested name.
  */
 export async function ensureEmulatorPki(options: {
   dataDir: string;
   extraNames?: string[];
-}): Promise<EmulatorPki> {
+}): Promise<EmulatorPki & { issuingCa: CertificateAndKey; issuingCaPath: string }> {
   const dir = options.dataDir;
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const paths = {
@@ -89,6 +134,8 @@ export async function ensureEmulatorPki(options: {
     caKey: join(dir, 'ca-key.pem'),
     serverCert: join(dir, 'server.pem'),
     serverKey: join(dir, 'server-key.pem'),
+    issuingCaCert: join(dir, 'issuing-ca.pem'),
+    issuingCaKey: join(dir, 'issuing-ca-key.pem'),
   };
   const names = [...new Set([...DEFAULT_SERVER_NAMES, ...(options.extraNames ?? [])])];
 
@@ -110,7 +157,13 @@ export async function ensureEmulatorPki(options: {
     });
     await writePair(paths.serverCert, paths.serverKey, server);
   }
-  return { ca, server, caPath: paths.caCert };
+
+  let issuingCa = caIsNew ? undefined : await readPair(paths.issuingCaCert, paths.issuingCaKey);
+  if (issuingCa === undefined || !issuingCaFits(issuingCa, ca.certPem)) {
+    issuingCa = await createIssuingCa({ root: ca });
+    await writePair(paths.issuingCaCert, paths.issuingCaKey, issuingCa);
+  }
+  return { ca, server, caPath: paths.caCert, issuingCa, issuingCaPath: paths.issuingCaCert };
 }
 
 /** The SHA-1 and SHA-256 thumbprints of a certificate, upper-case hex without colons (the portal's form). */
@@ -130,6 +183,8 @@ interface GenerateOptions {
   altNames?: string[] | undefined;
   issuer?: CertificateAndKey | undefined;
   days: number;
+  curve?: PkiKeyCurve | undefined;
+  pathLength?: number | undefined;
 }
 
 async function generate(options: GenerateOptions): Promise<CertificateAndKey> {
@@ -151,7 +206,7 @@ async function generate(options: GenerateOptions): Promise<CertificateAndKey> {
       '-newkey',
       'ec',
       '-pkeyopt',
-      'ec_paramgen_curve:P-256',
+      `ec_paramgen_curve:${options.curve ?? 'P-256'}`,
       '-nodes',
       '-keyout',
       keyPath,
@@ -159,7 +214,7 @@ async function generate(options: GenerateOptions): Promise<CertificateAndKey> {
       certPath,
       '-days',
       String(options.days),
-      '-sha256',
+      options.curve === 'P-384' ? '-sha384' : '-sha256',
     ];
     if (options.issuer !== undefined) {
       // OpenSSL 3: `req -x509 -CA` signs the new certificate with the issuer instead of self-signing it.
@@ -193,7 +248,9 @@ function opensslConfig(options: GenerateOptions): string {
   switch (options.usage) {
     case 'ca':
       extensions.push(
-        'basicConstraints = critical, CA:TRUE',
+        options.pathLength === undefined
+          ? 'basicConstraints = critical, CA:TRUE'
+          : `basicConstraints = critical, CA:TRUE, pathlen:${options.pathLength}`,
         'keyUsage = critical, keyCertSign, cRLSign, digitalSignature',
       );
       break;
@@ -261,6 +318,21 @@ async function writeAtomically(path: string, content: string, mode: number): Pro
 function expiresWithin(certPem: string, days: number): boolean {
   const validTo = Date.parse(new X509Certificate(certPem).validTo);
   return Number.isNaN(validTo) || validTo - Date.now() < days * 24 * 3600 * 1000;
+}
+
+/** An issuing CA is kept while it is a P-384 CA issued by the current root and not near its end. */
+function issuingCaFits(issuingCa: CertificateAndKey, caPem: string): boolean {
+  try {
+    const certificate = new X509Certificate(issuingCa.certPem);
+    const root = new X509Certificate(caPem);
+    if (!certificate.ca || !certificate.checkIssued(root) || !certificate.verify(root.publicKey))
+      return false;
+    if (!certificate.checkPrivateKey(createPrivateKey(issuingCa.keyPem))) return false;
+    if (certificate.publicKey.asymmetricKeyDetails?.namedCurve !== 'secp384r1') return false;
+    return !expiresWithin(issuingCa.certPem, ISSUING_CA_RENEW_DAYS);
+  } catch {
+    return false;
+  }
 }
 
 function serverCertificateFits(serverPem: string, caPem: string, names: string[]): boolean {

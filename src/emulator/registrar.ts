@@ -7,6 +7,8 @@ import type {
   RegistrationState,
   ServiceErrorBody,
 } from '../protocol/responses.js';
+import { type CertificateIssuer, checkCsr } from './certificate-issuer.js';
+import { effectiveCertificateIssuance } from './config.js';
 import { type Attested, certificateInfo, type EnrollmentBook } from './enrollments.js';
 import type { RegistrationRecord, RegistrationStore } from './store.js';
 
@@ -32,6 +34,8 @@ export interface RegistrarOptions {
   pollsBeforeAssignment: number;
   /** And no assignment before this long after the register request (milliseconds). */
   assignmentDelayMs: number;
+  /** Signs the certificate a register request with `csr` asks for; startEmulator always gives one. */
+  issuer?: CertificateIssuer | undefined;
   now?: () => Date;
 }
 
@@ -39,6 +43,8 @@ interface Operation {
   operationId: string;
   device: AuthenticatedDevice;
   requestPayload: JsonValue | undefined;
+  /** The checked CSR's public key, when the device asked for a certificate; signed at assignment. */
+  csrPublicKeySpkiDer: Buffer | undefined;
   createdAtMs: number;
   pollsAnswered: number;
   /** Set once assigned: later queries for the same operation get the same answer. */
@@ -82,10 +88,30 @@ export class Registrar {
         `the enrollment for "${device.registrationId}" is disabled`,
       );
     }
+    let csrPublicKeySpkiDer: Buffer | undefined;
+    if (request.csr !== undefined) {
+      if (this.options.issuer === undefined) {
+        return serviceError(
+          400,
+          ERROR_CODES.badRequest,
+          'this registrar has no issuing CA: it cannot sign a csr',
+        );
+      }
+      // Certificate issuance: a CSR that cannot be signed is refused now, never after a 202.
+      const checked = checkCsr({
+        csr: request.csr,
+        registrationId: device.registrationId,
+        apiVersion: device.apiVersion,
+        policy: effectiveCertificateIssuance(this.options.book.config, device.attested.matched.enrollment),
+      });
+      if (!checked.ok) return serviceError(400, checked.errorCode, checked.message);
+      csrPublicKeySpkiDer = checked.publicKeySpkiDer;
+    }
     const operation: Operation = {
       operationId: newOperationId(),
       device,
       requestPayload: request.payload,
+      csrPublicKeySpkiDer,
       createdAtMs: this.now().getTime(),
       pollsAnswered: 0,
     };
@@ -134,6 +160,17 @@ export class Registrar {
     const nowUtc = this.now().toISOString();
     const existing = this.options.store.get(registrationId);
     const enrollment = attested.matched.enrollment;
+    // A new certificate for every registration with a CSR: re-registering with a new CSR is renewal.
+    const { issuer } = this.options;
+    const issued =
+      operation.csrPublicKeySpkiDer === undefined || issuer === undefined
+        ? undefined
+        : issuer.issue({
+            registrationId,
+            publicKeySpkiDer: operation.csrPublicKeySpkiDer,
+            validityDays: effectiveCertificateIssuance(this.options.book.config, enrollment).validityDays,
+            now: this.now(),
+          });
     let record: RegistrationRecord;
     if (existing !== undefined) {
       // Registration is idempotent: a device that registers again keeps its hub and device id.
@@ -153,6 +190,14 @@ export class Registrar {
             ? { kind: 'individual', id: registrationId }
             : { kind: 'group', id: attested.matched.enrollment.enrollmentGroupId },
         initialTwin: enrollment.initialTwin,
+      };
+    }
+    if (issued !== undefined) {
+      // What was issued, for registrations(); the certificate itself is not kept (the device has it).
+      record.issuedCertificate = {
+        serialNumber: issued.serialNumber,
+        notBeforeUtc: issued.notBefore.toISOString(),
+        notAfterUtc: issued.notAfter.toISOString(),
       };
     }
     this.options.store.put(record);
@@ -183,6 +228,7 @@ export class Registrar {
     // Custom allocation data: the enrollment's payload, or else the device's own echoed back.
     const payload = enrollment.payload ?? operation.requestPayload;
     if (payload !== undefined) state.payload = payload;
+    if (issued !== undefined) state.issuedCertificateChain = issued.chain;
     return { operationId: operation.operationId, status: 'assigned', registrationState: state };
   }
 
@@ -212,7 +258,9 @@ function newEtag(): string {
 }
 
 /** The register body, or a message saying why it is malformed. An empty body is accepted. */
-function parseRegisterBody(body: Buffer): { registrationId?: string; payload?: JsonValue } | string {
+function parseRegisterBody(
+  body: Buffer,
+): { registrationId?: string; payload?: JsonValue; csr?: unknown } | string {
   const text = body.toString('utf8').trim();
   if (text === '') return {};
   let json: unknown;
@@ -228,8 +276,11 @@ function parseRegisterBody(body: Buffer): { registrationId?: string; payload?: J
   if (object.registrationId !== undefined && typeof object.registrationId !== 'string') {
     return 'the register request body has a registrationId that is not a string';
   }
-  const result: { registrationId?: string; payload?: JsonValue } = {};
+  const result: { registrationId?: string; payload?: JsonValue; csr?: unknown } = {};
   if (typeof object.registrationId === 'string') result.registrationId = object.registrationId;
   if (object.payload !== undefined) result.payload = object.payload as JsonValue;
+  // Checked by checkCsr, which knows the api-version and the enrollment's policy.
+  // null is "no CSR", as serializers that write every property send it.
+  if (object.csr !== undefined && object.csr !== null) result.csr = object.csr;
   return result;
 }

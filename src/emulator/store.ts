@@ -16,6 +16,8 @@ export interface RegistrationRecord {
   /** `individual` or the enrollment group id: which enrollment the device was provisioned by. */
   enrollment: { kind: 'individual' | 'group'; id: string };
   initialTwin?: JsonObject | undefined;
+  /** The last certificate issued to the device (certificate issuance); the certificate itself is not kept. */
+  issuedCertificate?: { serialNumber: string; notBeforeUtc: string; notAfterUtc: string } | undefined;
 }
 
 interface StoreFile {

@@ -1,5 +1,6 @@
 // Every error dps-mqtt raises is a DpsError with a stable `code` and, where it applies, the phase of
 // the registration it happened in: "it failed" is the most common complaint about today's SDKs.
+import type { RegistrationStatus } from './responses.js';
 
 /** Where in a registration something went wrong. */
 export type Phase =
@@ -25,7 +26,8 @@ export type DpsErrorCode =
   | 'ERR_SERVICE'
   | 'ERR_REGISTRATION_FAILED'
   | 'ERR_TIMEOUT'
-  | 'ERR_ABORTED';
+  | 'ERR_ABORTED'
+  | 'ERR_CERTIFICATE_CHAIN';
 
 export interface DpsErrorOptions {
   phase?: Phase;
@@ -50,6 +52,7 @@ export class DpsError extends Error {
 
 /** A value given by the caller is missing or malformed; raised before any network I/O. */
 export class InvalidInputError extends DpsError {
+  declare readonly code: 'ERR_INVALID_INPUT';
   /** The option or argument that was wrong, e.g. `registrationId`. */
   readonly field: string;
   constructor(field: string, message: string) {
@@ -60,6 +63,7 @@ export class InvalidInputError extends DpsError {
 
 /** Something DPS does not offer over MQTT, such as TPM attestation. */
 export class NotSupportedError extends DpsError {
+  declare readonly code: 'ERR_NOT_SUPPORTED';
   constructor(message: string) {
     super('ERR_NOT_SUPPORTED', message, { phase: 'input' });
   }
@@ -67,6 +71,7 @@ export class NotSupportedError extends DpsError {
 
 /** An operation was called at a moment the transport cannot accept it. */
 export class InvalidStateError extends DpsError {
+  declare readonly code: 'ERR_INVALID_STATE';
   constructor(message: string) {
     super('ERR_INVALID_STATE', message);
   }
@@ -74,6 +79,7 @@ export class InvalidStateError extends DpsError {
 
 /** The peer sent something that does not follow the DPS or MQTT protocol. */
 export class ProtocolError extends DpsError {
+  declare readonly code: 'ERR_PROTOCOL';
   constructor(message: string, options: DpsErrorOptions = {}) {
     super('ERR_PROTOCOL', message, { phase: options.phase ?? 'response', cause: options.cause });
   }
@@ -81,6 +87,7 @@ export class ProtocolError extends DpsError {
 
 /** The connection could not be made or was lost (TCP, TLS, WebSocket). */
 export class TransportError extends DpsError {
+  declare readonly code: 'ERR_TRANSPORT';
   /** True when trying again later may succeed (a drop), false when it cannot (an untrusted certificate). */
   readonly retryable: boolean;
   constructor(message: string, options: DpsErrorOptions & { retryable?: boolean } = {}) {
@@ -91,6 +98,7 @@ export class TransportError extends DpsError {
 
 /** The HTTP proxy refused the CONNECT tunnel or could not be reached. */
 export class ProxyError extends DpsError {
+  declare readonly code: 'ERR_PROXY';
   /** The proxy's HTTP status, when it answered. */
   readonly statusCode: number | undefined;
   readonly retryable: boolean;
@@ -103,6 +111,7 @@ export class ProxyError extends DpsError {
 
 /** The service refused the device's credentials (a non-zero CONNACK return code). */
 export class AuthenticationError extends DpsError {
+  declare readonly code: 'ERR_AUTHENTICATION';
   readonly returnCode: number;
   constructor(returnCode: number, message: string) {
     super('ERR_AUTHENTICATION', message, { phase: 'connack' });
@@ -112,6 +121,7 @@ export class AuthenticationError extends DpsError {
 
 /** The service answered a request with an error status and (usually) an error body. */
 export class ProvisioningServiceError extends DpsError {
+  declare readonly code: 'ERR_SERVICE';
   readonly statusCode: number;
   readonly errorCode: number | undefined;
   readonly trackingId: string | undefined;
@@ -142,12 +152,14 @@ export class ProvisioningServiceError extends DpsError {
 
 /** DPS finished the registration with status `failed` or `disabled`. */
 export class RegistrationFailedError extends DpsError {
-  readonly status: string;
+  declare readonly code: 'ERR_REGISTRATION_FAILED';
+  /** `failed` or `disabled` as DPS reports them (any status but `assigned` that ends a registration). */
+  readonly status: RegistrationStatus;
   readonly errorCode: number | undefined;
   readonly operationId: string | undefined;
   constructor(
     message: string,
-    details: { status: string; errorCode?: number | undefined; operationId?: string | undefined },
+    details: { status: RegistrationStatus; errorCode?: number | undefined; operationId?: string | undefined },
   ) {
     super('ERR_REGISTRATION_FAILED', message, { phase: 'poll' });
     this.status = details.status;
@@ -157,13 +169,63 @@ export class RegistrationFailedError extends DpsError {
 }
 
 export class TimeoutError extends DpsError {
+  declare readonly code: 'ERR_TIMEOUT';
   constructor(message: string, options: DpsErrorOptions = {}) {
     super('ERR_TIMEOUT', message, options);
   }
 }
 
 export class AbortError extends DpsError {
+  declare readonly code: 'ERR_ABORTED';
   constructor(message = 'the registration was aborted by the caller', options: DpsErrorOptions = {}) {
     super('ERR_ABORTED', message, options);
   }
+}
+
+/** Which check an issued certificate chain failed (protocol.md, "Certificate issuance"). */
+export type CertificateChainCheck =
+  | 'missing-chain'
+  | 'chain-format'
+  | 'leaf-public-key'
+  | 'leaf-common-name'
+  | 'chain-issuer'
+  | 'leaf-validity';
+
+/**
+ * DPS assigned the device but the certificate chain it issued is unusable: missing, malformed, not for
+ * the CSR's key or the registration id, not a chain, or not currently valid. Never a silent success.
+ */
+export class CertificateChainError extends DpsError {
+  declare readonly code: 'ERR_CERTIFICATE_CHAIN';
+  readonly check: CertificateChainCheck;
+  /** The service's raw chain (base64 DER, as received), for diagnosis. */
+  readonly chainBase64: string[];
+  constructor(check: CertificateChainCheck, message: string, chainBase64: readonly string[] = []) {
+    super('ERR_CERTIFICATE_CHAIN', message, { phase: 'response' });
+    this.check = check;
+    this.chainBase64 = [...chainBase64];
+  }
+}
+
+/**
+ * Every concrete error dps-mqtt raises, as a union discriminated by `code`: after
+ * `if (isDpsError(error) && error.code === 'ERR_SERVICE')`, TypeScript knows `error.statusCode`.
+ */
+export type AnyDpsError =
+  | InvalidInputError
+  | NotSupportedError
+  | InvalidStateError
+  | ProtocolError
+  | TransportError
+  | ProxyError
+  | AuthenticationError
+  | ProvisioningServiceError
+  | RegistrationFailedError
+  | TimeoutError
+  | AbortError
+  | CertificateChainError;
+
+/** True for every error dps-mqtt raises; narrows to the union whose `code` tells the classes apart. */
+export function isDpsError(error: unknown): error is AnyDpsError {
+  return error instanceof DpsError;
 }

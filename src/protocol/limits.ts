@@ -16,3 +16,6 @@ export function clampRetryAfterSeconds(seconds: number): number {
   if (!Number.isFinite(seconds) || seconds < 0) return DEFAULT_RETRY_AFTER_SECONDS;
   return Math.min(seconds, MAX_RETRY_AFTER_SECONDS);
 }
+
+/** The longest delay a Node timer holds (2^31-1 ms, about 24.8 days); longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -43,6 +43,10 @@ export interface RegistrationState {
   tpm?: { authenticationKey: string };
   payload?: JsonValue;
   trustBundle?: JsonObject;
+  /** api-version 2025-07-01-preview and later, after a CSR: base64 DER certificates, leaf first. */
+  issuedCertificateChain?: string[];
+  /** api-version 2026-11-02-preview: `classic` or `mqttV5`; absent or null means classic. */
+  connectionProfile?: string;
 }
 
 export interface OperationStatus {
@@ -123,6 +127,7 @@ export function parseRegistrationState(value: JsonValue): RegistrationState {
     'substatus',
     'errorMessage',
     'etag',
+    'connectionProfile',
   ] as const) {
     const text = optionalString(object, field, where);
     if (text !== undefined) state[field] = text;
@@ -148,6 +153,14 @@ export function parseRegistrationState(value: JsonValue): RegistrationState {
   if (object.payload !== undefined) state.payload = object.payload;
   if (isPresent(object.trustBundle))
     state.trustBundle = expectObject(object.trustBundle, `${where}.trustBundle`);
+  if (isPresent(object.issuedCertificateChain)) {
+    // Only the shape is checked here; the client checks the certificates against the CSR it sent.
+    const chain = object.issuedCertificateChain;
+    if (!Array.isArray(chain) || !chain.every((element) => typeof element === 'string')) {
+      throw new ProtocolError(`${where}.issuedCertificateChain must be an array of base64 strings`);
+    }
+    state.issuedCertificateChain = chain as string[];
+  }
   return state;
 }
 

@@ -34,6 +34,7 @@ import {
 } from '../protocol/topics.js';
 import { buildUsername } from '../protocol/username.js';
 import {
+  serialiseJsonValue,
   validateApiVersion,
   validateCertificateAndKey,
   validateIdScope,
@@ -57,6 +58,9 @@ const CONNACK_MEANINGS: Readonly<Record<number, string>> = {
   4: 'bad user name or password: check the ID scope, the registration id and the key',
   5: 'not authorized: check the enrollment and the device credentials (key, certificate)',
 };
+
+/** The register body's `csr`: base64 DER with no line breaks (protocol.md, "Certificate issuance"). */
+const BASE64_ONE_LINE = /^[A-Za-z0-9+/]+={0,2}$/;
 
 export const DEFAULT_USER_AGENT = `dps-mqtt/0.1.0 (node ${process.version}; ${process.platform}; ${process.arch})`;
 
@@ -107,6 +111,8 @@ export class CommonMqttTransport {
   private callbacks: Pick<OpenOptions, 'onRegistrationData' | 'onStatus'> | undefined;
   private challenge: RegisterOptions['challenge'];
   private payload: RegisterOptions['payload'];
+  /** The CSR of this registration: every resend carries the same one (never a new key). */
+  private csr: string | undefined;
   private operationId: string | undefined;
   private registrationInFlight = false;
   private request: PendingRequest | undefined;
@@ -186,6 +192,7 @@ export class CommonMqttTransport {
     this.clientCertificate = undefined;
     this.proxy = undefined;
     this.payload = undefined;
+    this.csr = undefined;
     this.destroyed = true;
   }
 
@@ -208,8 +215,17 @@ export class CommonMqttTransport {
         'X.509 registration needs the device certificate and key: call x509Cert() first',
       );
     }
+    // Serialised now, so a payload that cannot become JSON throws here and not in a socket handler.
+    if (options.payload !== undefined) serialiseJsonValue(options.payload, 'payload');
+    if (
+      options.csr !== undefined &&
+      (typeof options.csr !== 'string' || !BASE64_ONE_LINE.test(options.csr))
+    ) {
+      throw new InvalidInputError('csr', 'csr must be a PKCS#10 request as base64 DER on one line');
+    }
     this.challenge = options.challenge;
     this.payload = options.payload;
+    this.csr = options.csr;
     this.operationId = undefined;
     this.registrationInFlight = true;
     this.request = { kind: 'register', requestId: undefined, transientAttempts: 0, waitingForRetry: false };
@@ -316,7 +332,7 @@ export class CommonMqttTransport {
       ...(this.proxy === undefined ? {} : { proxy: this.proxy }),
     };
     this.binding.transportIo(ioOptions).then(
-      (stream) => this.onStreamOpen(stream, abort, password),
+      (stream) => this.guarded(() => this.onStreamOpen(stream, abort, password)),
       (error: unknown) => {
         if (this.openAbort !== abort) return; // closed meanwhile
         this.openAbort = undefined;
@@ -360,10 +376,35 @@ export class CommonMqttTransport {
 
   private onPacket(connection: MqttConnection, packet: ServerPacket): void {
     if (connection !== this.connection) return;
-    // PUBACKs of our requests need no action: the response is what counts.
-    if (packet.type === 'connack') this.onConnack(connection, packet.returnCode);
-    else if (packet.type === 'suback') this.onSuback(packet.granted);
-    else if (packet.type === 'publish') this.onResponse(packet.topic, packet.payload);
+    // Runs in a socket handler: whatever goes wrong must reach the caller, not crash the process.
+    this.guarded(() => {
+      // PUBACKs of our requests need no action: the response is what counts.
+      if (packet.type === 'connack') this.onConnack(connection, packet.returnCode);
+      else if (packet.type === 'suback') this.onSuback(packet.granted);
+      else if (packet.type === 'publish') this.onResponse(packet.topic, packet.payload);
+    });
+  }
+
+  /** Runs an event handler; an exception becomes the registration's error instead of an uncaught one. */
+  private guarded(action: () => void): void {
+    try {
+      action();
+    } catch (error) {
+      const phase = this.connectionPhase();
+      try {
+        this.fail(
+          error instanceof DpsError
+            ? error
+            : new TransportError(`unexpected error while handling the connection: ${errorMessage(error)}`, {
+                phase,
+                cause: error,
+                retryable: false,
+              }),
+        );
+      } catch {
+        // The caller's own callback threw while being told: nothing more can be reported.
+      }
+    }
   }
 
   private onConnack(connection: MqttConnection, returnCode: number): void {
@@ -417,11 +458,20 @@ export class CommonMqttTransport {
     if (!request || !connection) return;
     request.requestId = randomUUID();
     if (request.kind === 'register') {
-      const body = JSON.stringify(
-        this.payload === undefined
-          ? { registrationId: this.registrationId }
-          : { registrationId: this.registrationId, payload: this.payload },
-      );
+      let body: string;
+      try {
+        body = JSON.stringify({
+          registrationId: this.registrationId,
+          ...(this.payload === undefined ? {} : { payload: this.payload }),
+          ...(this.csr === undefined ? {} : { csr: this.csr }),
+        });
+      } catch (error) {
+        // The caller changed the payload after registerDevice() checked it.
+        this.fail(
+          new InvalidInputError('payload', `payload cannot be converted to JSON: ${errorMessage(error)}`),
+        );
+        return;
+      }
       this.notify({ status: 'registering' });
       connection.publish(registerTopic(request.requestId), body, 1);
     } else {
@@ -538,7 +588,7 @@ export class CommonMqttTransport {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       request.waitingForRetry = false;
-      this.doWork();
+      this.guarded(() => this.doWork());
     }, retryAfterMs);
   }
 
@@ -619,9 +669,13 @@ export class CommonMqttTransport {
 
   private trace(line: string): void {
     if (!this.traceOn) return;
-    this.options.traceSink(
-      redact(`[dps-mqtt ${this.transportName} ${this.registrationId}] ${line}`, [this.proxy?.password]),
-    );
+    try {
+      this.options.traceSink(
+        redact(`[dps-mqtt ${this.transportName} ${this.registrationId}] ${line}`, [this.proxy?.password]),
+      );
+    } catch {
+      // A throwing trace sink must not break the registration (nor the process, from a socket handler).
+    }
   }
 
   private assertUsable(): void {

@@ -67,6 +67,11 @@ export interface RegisterOptions {
   challenge?: (keyName: 'registration') => string;
   /** Custom allocation data sent as the register body's `payload`. */
   payload?: JsonValue;
+  /**
+   * A PKCS#10 request, base64 DER on one line, sent as the register body's `csr` (certificate issuance,
+   * api-version 2025-07-01-preview or later). Every resend of the request carries this same CSR.
+   */
+  csr?: string;
 }
 
 /** Receives trace lines; every line has already passed through `redact`. */

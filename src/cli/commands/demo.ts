@@ -99,25 +99,65 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
     say(
       `Started a local DPS emulator: ID scope ${emulator.idScope}, MQTT over TLS on ${emulator.host}:${emulator.mqttPort}, ` +
         `MQTT over WebSocket on ${emulator.host}:${emulator.wssPort}\n` +
-        `Registering ${registrationId} (demo group enrollment, derived key) over ${transport === 'mqtt' ? 'MQTT over TLS' : 'MQTT over WebSocket'}...\n\n`,
+        `${demoExplanation(emulator.config.iotHubs)}\n` +
+        `Registering ${registrationId} with its derived key over ${transport === 'mqtt' ? 'MQTT over TLS' : 'MQTT over WebSocket'}...\n\n`,
     );
     const code = await registerAndReport(
       { options, json, trace: flags.trace ?? false, quiet: flags.quiet ?? false, secrets: [DEMO_GROUP_KEY] },
       io,
       { command, progress: !(flags.quiet ?? false) },
     );
-    if (code === ExitCode.ok) say(nextSteps(emulator.idScope, registrationId, emulator.caPath));
+    if (code === ExitCode.ok) {
+      say(
+        nextSteps({
+          idScope: emulator.idScope,
+          registrationId,
+          caPath: emulator.caPath,
+          pkiDir: flags['pki-dir'],
+          groupKey: DEMO_GROUP_KEY,
+        }),
+      );
+    }
     return code;
   } finally {
     await emulator.close();
   }
 }
 
-function nextSteps(idScope: string, registrationId: string, caPath: string | undefined): string {
+/** What the demo does, in words: a group enrollment, a derived key, and a hub that is not a real one. */
+function demoExplanation(iotHubs: readonly string[]): string {
+  return (
+    "The demo device is a member of the emulator's demo group enrollment: DPS admits any device whose key\n" +
+    'is derived from the group key (HMAC-SHA256 of its registration id; npx dps-mqtt derive-key prints it),\n' +
+    'so devices need not be enrolled one by one. The IoT hub it assigns,\n' +
+    `${iotHubs.join(', ')}, is a made-up name: no real IoT hub is there.\n`
+  );
+}
+
+/** Quotes a word for a POSIX shell when it needs it, so that every printed command can be pasted. */
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/** Commands to paste: no placeholders, and `npx` because a clone does not put dps-mqtt on the PATH. */
+function nextSteps(next: {
+  idScope: string;
+  registrationId: string;
+  caPath: string | undefined;
+  pkiDir: string | undefined;
+  groupKey: string;
+}): string {
+  const emulator = ['npx', 'dps-mqtt', 'emulator'];
+  if (next.pkiDir !== undefined) emulator.push('--pki-dir', next.pkiDir);
+  const register = ['npx', 'dps-mqtt', 'register', '--endpoint', '127.0.0.1:8443'];
+  if (next.caPath !== undefined) register.push('--ca', next.caPath);
+  const device = ['--id-scope', next.idScope, '--registration-id', next.registrationId];
+  // The emulator's demo group key: public (printed by the emulator too), never for production.
+  device.push('--group-key', next.groupKey);
   return `
-Next: run the emulator and register against it yourself
-  dps-mqtt emulator
-  dps-mqtt register --endpoint 127.0.0.1:8443 --ca ${caPath ?? '<the emulator CA>'} \\
-    --id-scope ${idScope} --registration-id ${registrationId} --group-key <the demo group key, docs/emulator.md>
+Next: run the emulator in one terminal and register against it from another
+  ${emulator.map(shellWord).join(' ')}
+  ${register.map(shellWord).join(' ')} \\
+    ${device.map(shellWord).join(' ')}
 `;
 }

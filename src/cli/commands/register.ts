@@ -39,6 +39,14 @@ Request
   --api-version DATE       default 2019-03-31; 2021-06-01 also returns the trust bundle
   --timeout SECONDS        overall deadline (default 120)
 
+Certificate issuance (DPS signs a CSR and returns the device's X.509 certificate; docs/cli.md)
+  --certificate [TYPE]     generate a key and CSR: ec-p384 (default), ec-p256 or rsa-2048
+  --csr FILE               or send your own CSR (PEM or DER); then no device.key is written
+  --out DIR                write DIR/device.key (0600), DIR/device-chain.pem, DIR/registration.json
+  --renew-before 7d|20%    reuse DIR's certificate, without contacting DPS, while more than this
+                           time (or share of its lifetime) is left
+  --force                  replace DIR's files even when they are corrupt or another device's
+
 Output
   --json                   print one JSON object on stdout: the result plus connectionString,
                            or { "error": {...} }
@@ -47,7 +55,9 @@ Output
   -h, --help               this help
 
 Exit codes: 0 assigned, 2 bad input, 3 credentials refused, 4 service error or registration
-failed/disabled, 5 timeout, 6 network/TLS/proxy failure, 130 interrupted (docs/cli.md).
+failed/disabled (or CSR refused, issued chain failed a check), 5 timeout, 6 network/TLS/proxy
+failure, 7 --out DIR corrupt/another device's/unwritable, 130 interrupted (SIGINT), 143 terminated
+(SIGTERM) (docs/cli.md).
 
 Examples
   export ${ENV.symmetricKey}='...'
@@ -59,6 +69,8 @@ Examples
 
   dps-mqtt register --endpoint localhost:8443 --ca ~/.dps-mqtt/emulator/ca.pem \\
     --id-scope 0ne00000000 --registration-id my-device --group-key "$GROUP_KEY"
+
+  dps-mqtt register ... --certificate --out /var/lib/device-cert --renew-before 20%
 `;
 
 export type RegisterFunction = (
@@ -73,6 +85,11 @@ export interface RegisterRunOptions {
   progress: boolean;
   /** The client's register(); loaded on first use by default (tests pass a fake). */
   register?: RegisterFunction;
+  /**
+   * Turns the result into what stdout gets, instead of the default (--certificate writes its files
+   * here); what it throws is reported like a registration error.
+   */
+  present?: (result: RegistrationResult) => Promise<string>;
 }
 
 export async function runRegister(
@@ -91,11 +108,16 @@ export async function runRegister(
     io.stdout.write(REGISTER_USAGE);
     return ExitCode.ok;
   }
-  return registerAndReport(invocation, io, {
+  const run: RegisterRunOptions = {
     command,
     progress: io.stderrIsTTY && !invocation.quiet,
     ...(registerFunction ? { register: registerFunction } : {}),
-  });
+  };
+  if (invocation.certificateOutput !== undefined) {
+    const { registerCertificateAndReport } = await import('./register-certificate.js');
+    return registerCertificateAndReport(invocation, invocation.certificateOutput, io, run);
+  }
+  return registerAndReport(invocation, io, run);
 }
 
 /** Registers with Ctrl+C wired to an AbortSignal, prints the result or the error, returns the exit code. */
@@ -116,18 +138,28 @@ export async function registerAndReport(
   // The client redacts its packets; the CLI scrubs them once more with the secrets it knows.
   if (invocation.trace) options.trace = (line) => io.stderr.write(`${redact(line, secrets)}\n`);
 
+  // SIGTERM (a service manager, a CI runner, `timeout`) stops the registration as cleanly as Ctrl+C does:
+  // the connection is closed and the error printed, and the exit code tells the two apart (143, 130).
   const controller = new AbortController();
-  let interrupts = 0;
-  const onSigint = (): void => {
-    interrupts += 1;
-    if (interrupts === 1) {
-      io.stderr.write(`${run.command}: interrupted, closing the connection (Ctrl+C again to quit now)\n`);
+  let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined;
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM'): void => {
+    if (stoppedBy === undefined) {
+      stoppedBy = signal;
+      io.stderr.write(
+        signal === 'SIGINT'
+          ? `${run.command}: interrupted, closing the connection (Ctrl+C again to quit now)\n`
+          : `${run.command}: terminated (SIGTERM), closing the connection\n`,
+      );
       controller.abort();
     } else {
-      process.exit(ExitCode.aborted);
+      process.exit(stoppedBy === 'SIGTERM' ? ExitCode.terminated : ExitCode.aborted);
     }
   };
-  io.signals.once('SIGINT', onSigint);
+  const onSigint = (): void => onSignal('SIGINT');
+  const onSigterm = (): void => onSignal('SIGTERM');
+  // `on`, not `once`: a second signal must reach the handler instead of Node's default.
+  io.signals.on('SIGINT', onSigint);
+  io.signals.on('SIGTERM', onSigterm);
   try {
     const { deviceConnectionString, resolveDeviceKey } = await import('../../client/connection-string.js');
     // Known before the request so that it is scrubbed from every trace line and error too.
@@ -135,6 +167,12 @@ export async function registerAndReport(
     if (deviceKey !== undefined) secrets.push(deviceKey);
     const register = run.register ?? (await import('../../client/register.js')).register;
     const result = await register(options, { signal: controller.signal });
+    if (result.issuedCertificate?.privateKeyPem !== undefined)
+      secrets.push(result.issuedCertificate.privateKeyPem);
+    if (run.present !== undefined) {
+      io.stdout.write(await run.present(result));
+      return ExitCode.ok;
+    }
     const connectionString = deviceConnectionString(result, deviceKey);
     io.stdout.write(
       json
@@ -143,9 +181,11 @@ export async function registerAndReport(
     );
     return ExitCode.ok;
   } catch (error) {
-    return reportError(run.command, error, io, json, secrets);
+    const code = reportError(run.command, error, io, json, secrets);
+    return stoppedBy === 'SIGTERM' && code === ExitCode.aborted ? ExitCode.terminated : code;
   } finally {
     io.signals.off('SIGINT', onSigint);
+    io.signals.off('SIGTERM', onSigterm);
   }
 }
 

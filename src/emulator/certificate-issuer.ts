@@ -1,0 +1,339 @@
+// Certificate issuance (api-version 2025-07-01-preview and later): checks a device's PKCS#10 request
+// against its enrollment's policy and signs its operational certificate with the issuing CA. Signing is
+// node:crypto over a TBSCertificate built with the shared DER writer: no process spawned per device.
+import {
+  createHash,
+  createPrivateKey,
+  type KeyObject,
+  randomBytes,
+  sign,
+  X509Certificate,
+} from 'node:crypto';
+import { CsrFormatError, type ParsedCsr, readCsr } from '../protocol/csr-reader.js';
+import {
+  type DerNode,
+  decodeBitStringBytes,
+  decodeOid,
+  derBitString,
+  derBoolean,
+  derChildren,
+  derCommonNameOnly,
+  derContext,
+  derInteger,
+  derOctetString,
+  derOid,
+  derSequence,
+  derTime,
+  expectTag,
+  Oid,
+  readDer,
+  Tag,
+} from '../protocol/der.js';
+import type { CertificateAndKey } from './pki.js';
+
+/** Key types an enrollment may accept: `rsa` means RSA of at least 2048 bits. */
+export type IssuanceKeyType = 'ec-p256' | 'ec-p384' | 'rsa';
+export const ISSUANCE_KEY_TYPES: readonly IssuanceKeyType[] = ['ec-p256', 'ec-p384', 'rsa'];
+
+export interface CertificateIssuancePolicy {
+  /** The issued certificate's lifetime, 7 to 90 days (DPS's policy range). */
+  validityDays: number;
+  keyTypes: IssuanceKeyType[];
+}
+
+export const MIN_VALIDITY_DAYS = 7;
+export const MAX_VALIDITY_DAYS = 90;
+export const MIN_RSA_BITS = 2048;
+export const DEFAULT_CERTIFICATE_ISSUANCE: Readonly<CertificateIssuancePolicy> = Object.freeze({
+  validityDays: 30,
+  keyTypes: [...ISSUANCE_KEY_TYPES],
+});
+
+/** The first api-version that carries `csr` (dates compare as text). */
+export const CERTIFICATE_ISSUANCE_API_VERSION = '2025-07-01-preview';
+
+/**
+ * The emulator's own error codes for refused CSRs (DPS documents none): a 400 status followed by a
+ * sequence number, the shape of the service's codes. Documented in docs/emulator.md.
+ */
+export const CSR_ERROR_CODES = {
+  /** `csr` is not base64 of a DER PKCS#10 request. */
+  malformed: 400050,
+  /** The request's self-signature does not verify with its own public key. */
+  badSignature: 400051,
+  /** The subject is not CN={registrationId}. */
+  commonNameMismatch: 400052,
+  /** The key's type or size is not one the enrollment accepts. */
+  keyTypeRefused: 400053,
+  /** `csr` sent with an api-version older than 2025-07-01-preview. */
+  apiVersionTooOld: 400054,
+} as const;
+
+export interface CsrRefusal {
+  ok: false;
+  errorCode: number;
+  message: string;
+}
+
+/** A request that passed every check: what signing needs from it. */
+export interface AcceptedCsr {
+  ok: true;
+  publicKeySpkiDer: Buffer;
+  keyType: ParsedCsr['keyType'];
+}
+
+export interface IssuedChain {
+  /** Base64 DER, leaf first: leaf, issuing CA, root. */
+  chain: string[];
+  serialNumber: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+/** Backdated so a device whose clock runs a little behind accepts its certificate at once. */
+const CLOCK_SKEW_MS = 60_000;
+const DAY_MS = 24 * 3600 * 1000;
+const KNOWN_SIGNATURE_ALGORITHMS = new Map<string, string>([
+  [Oid.ecdsaWithSha256, 'ecdsa-with-SHA256'],
+  [Oid.ecdsaWithSha384, 'ecdsa-with-SHA384'],
+  [Oid.sha256WithRsa, 'sha256WithRSAEncryption'],
+  [Oid.sha384WithRsa, 'sha384WithRSAEncryption'],
+]);
+
+/** True when `apiVersion` (YYYY-MM-DD[-preview]) is 2025-07-01 or later. */
+export function supportsCertificateIssuance(apiVersion: string): boolean {
+  return apiVersion.slice(0, 10) >= CERTIFICATE_ISSUANCE_API_VERSION.slice(0, 10);
+}
+
+/** How people name a policy's key types in a message: `EC P-256 (ec-p256), RSA >= 2048 bits (rsa)`. */
+export function describeKeyTypes(keyTypes: readonly IssuanceKeyType[]): string {
+  const names = keyTypes.map((keyType) =>
+    keyType === 'ec-p256'
+      ? 'EC P-256 ("ec-p256")'
+      : keyType === 'ec-p384'
+        ? 'EC P-384 ("ec-p384")'
+        : `RSA of at least ${MIN_RSA_BITS} bits ("rsa")`,
+  );
+  return names.length === 1 ? `${names[0]} only` : names.join(', ');
+}
+
+/** The key type of a request as a message shows it: `EC P-256`, `RSA 1024 bits`, `Ed25519`. */
+function describeKeyType(keyType: string): string {
+  if (keyType === 'ec-p256') return 'EC P-256';
+  if (keyType === 'ec-p384') return 'EC P-384';
+  const rsa = /^rsa-(\d+)$/.exec(keyType);
+  if (rsa) return `RSA ${rsa[1]} bits`;
+  const unsupported = /^unsupported \((.*)\)$/.exec(keyType);
+  return unsupported?.[1] ?? keyType;
+}
+
+function keyTypeAccepted(keyType: string, accepted: readonly IssuanceKeyType[]): boolean {
+  if (keyType === 'ec-p256' || keyType === 'ec-p384') return accepted.includes(keyType);
+  const rsa = /^rsa-(\d+)$/.exec(keyType);
+  return rsa !== null && accepted.includes('rsa') && Number(rsa[1]) >= MIN_RSA_BITS;
+}
+
+/**
+ * Checks the register body's `csr` for `registrationId`, in the order a device can act on: api-version,
+ * encoding, key type, self-signature, subject. The message says exactly what is wrong.
+ */
+export function checkCsr(options: {
+  csr: unknown;
+  registrationId: string;
+  apiVersion: string;
+  policy: CertificateIssuancePolicy;
+}): AcceptedCsr | CsrRefusal {
+  const { csr, registrationId, apiVersion, policy } = options;
+  if (!supportsCertificateIssuance(apiVersion)) {
+    return refuse(
+      CSR_ERROR_CODES.apiVersionTooOld,
+      `csr needs api-version ${CERTIFICATE_ISSUANCE_API_VERSION} or later; this connection uses ${apiVersion} ` +
+        '(set it in the CONNECT user name)',
+    );
+  }
+  if (typeof csr !== 'string') {
+    return refuse(
+      CSR_ERROR_CODES.malformed,
+      `csr must be a string (a DER PKCS#10 request, base64 on one line), not ${csr === null ? 'null' : typeof csr}`,
+    );
+  }
+  if (csr.includes('-----BEGIN')) {
+    return refuse(
+      CSR_ERROR_CODES.malformed,
+      'csr is PEM: send the DER bytes base64-encoded on one line, without the BEGIN/END lines',
+    );
+  }
+  if (csr.length === 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(csr) || csr.length % 4 === 1) {
+    return refuse(
+      CSR_ERROR_CODES.malformed,
+      'csr is not base64 (standard alphabet A-Z a-z 0-9 + /, one line, no spaces): send the DER PKCS#10 request base64-encoded',
+    );
+  }
+  let parsed: ParsedCsr;
+  try {
+    parsed = readCsr(Buffer.from(csr, 'base64'));
+  } catch (error) {
+    const reason = error instanceof CsrFormatError ? error.message : String(error);
+    return refuse(CSR_ERROR_CODES.malformed, `csr is base64 but not a DER PKCS#10 request: ${reason}`);
+  }
+  if (!keyTypeAccepted(parsed.keyType, policy.keyTypes)) {
+    return refuse(
+      CSR_ERROR_CODES.keyTypeRefused,
+      `the csr's key is ${describeKeyType(parsed.keyType)}: this enrollment accepts ${describeKeyTypes(policy.keyTypes)}`,
+    );
+  }
+  if (!parsed.signatureValid) {
+    const algorithm = KNOWN_SIGNATURE_ALGORITHMS.get(parsed.signatureAlgorithm);
+    return refuse(
+      CSR_ERROR_CODES.badSignature,
+      algorithm === undefined
+        ? `the csr's signature algorithm ${parsed.signatureAlgorithm} is not supported: sign it with ` +
+            `${[...KNOWN_SIGNATURE_ALGORITHMS.values()].join(', ')}`
+        : `the csr's self-signature (${algorithm}) does not verify with its own public key: ` +
+            'the request was altered, or signed with another key',
+    );
+  }
+  if (parsed.commonNames.length !== 1 || parsed.commonNames[0] !== registrationId) {
+    const found =
+      parsed.commonNames.length === 0
+        ? 'has no CN'
+        : parsed.commonNames.length === 1
+          ? `has CN "${parsed.commonNames[0]}"`
+          : `has ${parsed.commonNames.length} CNs (${parsed.commonNames.map((name) => `"${name}"`).join(', ')})`;
+    return refuse(
+      CSR_ERROR_CODES.commonNameMismatch,
+      `the csr's subject ${found}, but it must be the registration id: CN="${registrationId}"`,
+    );
+  }
+  return { ok: true, publicKeySpkiDer: parsed.publicKeySpkiDer, keyType: parsed.keyType };
+}
+
+/** Signs device certificates with the issuing CA; built once, cheap per certificate. */
+export class CertificateIssuer {
+  private readonly issuingKey: KeyObject;
+  private readonly issuerNameDer: Buffer;
+  private readonly authorityKeyId: Buffer;
+  private readonly issuingCaNotBeforeMs: number;
+  private readonly issuingCaNotAfterMs: number;
+  private readonly chainTail: string[];
+
+  constructor(issuingCa: CertificateAndKey, rootCertPem: string) {
+    const issuing = new X509Certificate(issuingCa.certPem);
+    const root = new X509Certificate(rootCertPem);
+    this.issuingKey = createPrivateKey(issuingCa.keyPem);
+    if (this.issuingKey.asymmetricKeyType !== 'ec') {
+      // Leaves are labelled ecdsa-with-SHA384, as DPS's are.
+      throw new Error('the issuing CA key must be an EC key (P-384, as createIssuingCa makes)');
+    }
+    if (!issuing.checkPrivateKey(this.issuingKey)) {
+      throw new Error('the issuing CA key does not belong to the issuing CA certificate');
+    }
+    if (!issuing.checkIssued(root) || !issuing.verify(root.publicKey)) {
+      throw new Error('the issuing CA certificate is not issued by the emulator root CA');
+    }
+    const tbs = tbsFields(issuing.raw);
+    this.issuerNameDer = tbs.subject.encoded;
+    this.authorityKeyId =
+      subjectKeyIdentifierOf(tbs.extensions) ?? keyIdentifier(tbs.subjectPublicKeyInfo.encoded);
+    this.issuingCaNotBeforeMs = Date.parse(issuing.validFrom);
+    this.issuingCaNotAfterMs = Date.parse(issuing.validTo);
+    this.chainTail = [issuing.raw.toString('base64'), root.raw.toString('base64')];
+  }
+
+  /** A leaf for `registrationId` with the CSR's key, valid `validityDays` from a minute ago. */
+  issue(options: {
+    registrationId: string;
+    publicKeySpkiDer: Uint8Array;
+    validityDays: number;
+    now?: Date;
+  }): IssuedChain {
+    const nowMs = Math.floor((options.now ?? new Date()).getTime() / 1000) * 1000;
+    // Never before the issuer's own start: some validators check nesting, not just the current time.
+    const notBefore = new Date(Math.max(nowMs - CLOCK_SKEW_MS, this.issuingCaNotBeforeMs));
+    // No leaf outlives its issuer (the PKI reissues the issuing CA long before this matters).
+    const notAfter = new Date(
+      Math.min(notBefore.getTime() + options.validityDays * DAY_MS, this.issuingCaNotAfterMs),
+    );
+    const serial = randomBytes(16);
+    // Positive (top bit clear) and exactly 16 bytes (the first byte never zero).
+    serial[0] = ((serial[0] ?? 0) & 0x7f) | 0x40;
+    const signatureAlgorithm = derSequence(derOid(Oid.ecdsaWithSha384));
+    const spki = Buffer.from(options.publicKeySpkiDer);
+    const extensions = derSequence(
+      extension(Oid.keyUsage, true, derBitString(Uint8Array.of(0x80), 7)), // digitalSignature
+      extension(Oid.extendedKeyUsage, false, derSequence(derOid(Oid.clientAuth))),
+      extension(Oid.basicConstraints, true, derSequence()), // cA FALSE is the default, so absent in DER
+      extension(Oid.subjectKeyIdentifier, false, derOctetString(keyIdentifier(spki))),
+      extension(Oid.authorityKeyIdentifier, false, derSequence(derContext(0, this.authorityKeyId, false))),
+    );
+    const tbs = derSequence(
+      derContext(0, derInteger(2n)), // v3
+      derInteger(serial),
+      signatureAlgorithm,
+      this.issuerNameDer,
+      derSequence(derTime(notBefore), derTime(notAfter)),
+      derCommonNameOnly(options.registrationId),
+      spki,
+      derContext(3, extensions),
+    );
+    const signature = sign('sha384', tbs, { key: this.issuingKey, dsaEncoding: 'der' });
+    const leaf = derSequence(tbs, signatureAlgorithm, derBitString(signature));
+    return {
+      chain: [Buffer.from(leaf).toString('base64'), ...this.chainTail],
+      serialNumber: serial.toString('hex').toUpperCase(),
+      notBefore,
+      notAfter,
+    };
+  }
+}
+
+function refuse(errorCode: number, message: string): CsrRefusal {
+  return { ok: false, errorCode, message };
+}
+
+function extension(oid: string, critical: boolean, value: Uint8Array): Uint8Array {
+  return critical
+    ? derSequence(derOid(oid), derBoolean(true), derOctetString(value))
+    : derSequence(derOid(oid), derOctetString(value));
+}
+
+/** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits. */
+function keyIdentifier(spkiDer: Uint8Array): Buffer {
+  const [, subjectPublicKey] = derChildren(expectTag(readDer(spkiDer), Tag.sequence, 'subjectPublicKeyInfo'));
+  return createHash('sha1')
+    .update(
+      decodeBitStringBytes(
+        expectTag(subjectPublicKey, Tag.bitString, 'subjectPublicKey'),
+        'subjectPublicKey',
+      ),
+    )
+    .digest();
+}
+
+/** The parts of a certificate's TBSCertificate the issuer needs. */
+function tbsFields(certificateDer: Uint8Array): {
+  subject: DerNode;
+  subjectPublicKeyInfo: DerNode;
+  extensions: DerNode | undefined;
+} {
+  const [tbs] = derChildren(expectTag(readDer(certificateDer), Tag.sequence, 'Certificate'));
+  const fields = derChildren(expectTag(tbs, Tag.sequence, 'TBSCertificate'));
+  // version [0] is present in every v3 certificate; skip it when it is there.
+  const offset = fields[0]?.tag === 0xa0 ? 1 : 0;
+  const subject = expectTag(fields[offset + 4], Tag.sequence, 'subject');
+  const subjectPublicKeyInfo = expectTag(fields[offset + 5], Tag.sequence, 'subjectPublicKeyInfo');
+  const extensions = fields.slice(offset + 6).find((field) => field.tag === 0xa3);
+  return { subject, subjectPublicKeyInfo, extensions };
+}
+
+function subjectKeyIdentifierOf(extensions: DerNode | undefined): Buffer | undefined {
+  if (extensions === undefined) return undefined;
+  const [list] = derChildren(extensions);
+  for (const entry of derChildren(expectTag(list, Tag.sequence, 'extensions'))) {
+    const parts = derChildren(expectTag(entry, Tag.sequence, 'extension'));
+    if (decodeOid(expectTag(parts[0], Tag.oid, 'extnID')) !== Oid.subjectKeyIdentifier) continue;
+    const value = expectTag(parts[parts.length - 1], Tag.octetString, 'extnValue');
+    return Buffer.from(expectTag(readDer(value.content), Tag.octetString, 'keyIdentifier').content);
+  }
+  return undefined;
+}

@@ -1,0 +1,130 @@
+// Issue 10, item 12: what `npm pack` ships is complete and consistent: no source-map reference to a
+// file it lacks, a LICENSE, a repository, the documents the README and `--help` point to, and no
+// `prepare` script (npm 11 warns about it on install; `prepack` builds instead).
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { before, test } from 'node:test';
+import { promisify } from 'node:util';
+import ts from 'typescript';
+
+interface PackEntry {
+  path: string;
+}
+
+let packed: Set<string>;
+
+before(async () => {
+  // --ignore-scripts: list what would be packed without building (prepack) in the middle of a test run.
+  const { stdout } = await promisify(execFile)('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  const [result] = JSON.parse(stdout) as [{ files: PackEntry[] }];
+  packed = new Set(result.files.map((entry) => entry.path));
+});
+
+/** Relative link targets in markdown (`[text](target)`), without anchors, URLs or mail links. */
+function relativeLinks(markdown: string): string[] {
+  return [...markdown.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)]
+    .map((match) => match[1]!.split('#')[0]!)
+    .filter((target) => target !== '' && !/^[a-z][a-z0-9+.-]*:/i.test(target));
+}
+
+test('the build emits no source maps, so no shipped .js points at a missing .map', () => {
+  const parsed = ts.getParsedCommandLineOfConfigFile(
+    'tsconfig.build.json',
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (diagnostic) => {
+        throw new Error(ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'));
+      },
+    },
+  );
+  assert.ok(parsed);
+  const options = parsed.options;
+  const mapsShipped = [...packed].some((path) => path.endsWith('.js.map'));
+  if (!mapsShipped) {
+    assert.ok(
+      !options.sourceMap && !options.inlineSourceMap && !options.declarationMap,
+      'maps are emitted but not shipped',
+    );
+  }
+  // The emitted JavaScript itself, with the build's options.
+  const output = ts.transpileModule('export const answer: number = 42;\n', {
+    compilerOptions: options,
+    fileName: join(parsed.options.rootDir ?? 'src', 'answer.ts'),
+  }).outputText;
+  if (!mapsShipped) assert.doesNotMatch(output, /sourceMappingURL/);
+});
+
+test('every shipped .js that names a source map ships that map', (context) => {
+  const built = [...packed].filter((path) => path.endsWith('.js'));
+  if (built.length === 0 || statSync(built[0]!).mtimeMs < statSync('tsconfig.build.json').mtimeMs) {
+    // The build options are checked above; dist/ from before them says nothing.
+    context.skip('dist/ is absent or older than tsconfig.build.json (npm run build)');
+    return;
+  }
+  for (const path of built) {
+    const match = /\/\/# sourceMappingURL=(\S+)\s*$/.exec(readFileSync(path, 'utf8'));
+    if (match === null || match[1]!.startsWith('data:')) continue;
+    const map = posix.join(posix.dirname(path), match[1]!);
+    assert.ok(packed.has(map), `${path} refers to ${map}, which is not in the package`);
+  }
+});
+
+test('the package has a LICENSE and package.json names the repository, homepage and issue tracker', () => {
+  assert.ok(packed.has('LICENSE'));
+  assert.match(
+    readFileSync('LICENSE', 'utf8'),
+    /^MIT License\n\nCopyright \(c\) 2026 dps-mqtt contributors\n/,
+  );
+  const manifest = JSON.parse(readFileSync('package.json', 'utf8'));
+  assert.equal(manifest.license, 'MIT');
+  assert.equal(manifest.repository?.type, 'git');
+  assert.match(manifest.repository?.url, /^git\+https:\/\/github\.com\/[\w.-]+\/[\w.-]+\.git$/);
+  const base = manifest.repository.url.replace(/^git\+/, '').replace(/\.git$/, '');
+  assert.equal(manifest.homepage, `${base}#readme`);
+  assert.equal(manifest.bugs?.url, `${base}/issues`);
+});
+
+test('no prepare script (npm 11 warns on install); prepack builds, and npm start builds before it runs', () => {
+  const { scripts } = JSON.parse(readFileSync('package.json', 'utf8'));
+  assert.equal(scripts.prepare, undefined);
+  assert.match(scripts.prepack, /npm run build/);
+  assert.match(scripts.start, /^npm run build\b.*&& node dist\/cli\/main\.js demo$/);
+});
+
+test('the documents the README links to are in the package, and so are their own links to documents', () => {
+  const shipped = [...packed].filter((path) => path.endsWith('.md'));
+  assert.ok(shipped.includes('README.md'));
+  const missing: string[] = [];
+  for (const document of shipped) {
+    for (const target of relativeLinks(readFileSync(document, 'utf8'))) {
+      const path = posix.normalize(posix.join(posix.dirname(document), target));
+      // The benchmark chart (an SVG of 100+ KB) stays out of the package on purpose.
+      if (!path.endsWith('.md') && document !== 'README.md') continue;
+      if (!packed.has(path)) missing.push(`${document} -> ${target}`);
+    }
+  }
+  assert.deepEqual(missing, []);
+});
+
+test('the documents the CLI help names are in the package', () => {
+  const sources = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+      entry.isDirectory()
+        ? sources(join(dir, entry.name))
+        : entry.name.endsWith('.ts')
+          ? [join(dir, entry.name)]
+          : [],
+    );
+  const named = new Set<string>();
+  for (const file of [...sources('src/cli'), 'src/emulator/cli.ts']) {
+    for (const match of readFileSync(file, 'utf8').matchAll(/\bdocs\/[\w.-]+\.md\b/g)) named.add(match[0]);
+  }
+  assert.ok(named.has('docs/cli.md'), 'the main help names docs/cli.md');
+  const missing = [...named].filter((path) => !packed.has(path));
+  assert.deepEqual(missing, []);
+});
