@@ -19,6 +19,7 @@ import type { EmulatorConfigFile, EnrollmentsConfig } from './config-file.js';
 import { usingDirectory } from './directory-error.js';
 import { EnrollmentBook } from './enrollments.js';
 import { type FaultOptions, FaultPlan, type ThrottleOptions } from './faults.js';
+import { type HttpsApis, httpsRouter } from './https-router.js';
 import { startListeners } from './listeners.js';
 import { type EmulatorLogger, redactingLogger, silentLogger } from './log.js';
 import { createIssuingCa, type EmulatorPki, ensureEmulatorPki } from './pki.js';
@@ -293,6 +294,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const groupCaPems = config.enrollmentGroups.flatMap((group) =>
     group.attestation.type === 'x509' ? group.attestation.caCertificatePems : [],
   );
+  // The HTTPS rooms (service API, device API) register their handlers here.
+  const httpsApis: HttpsApis = {};
   const listeners = await startListeners({
     host,
     mqttPort: options.mqttPort ?? DEFAULT_MQTT_PORT,
@@ -303,6 +306,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     handshakeTimeoutMs: connectTimeoutMs,
     logger,
     onConnection,
+    onHttpsRequest: httpsRouter(httpsApis),
   });
   logger({
     event: 'listening',

@@ -3,6 +3,7 @@
 // Client certificates are requested but never required here: the session checks them and refuses with a
 // CONNACK, which a device can report, rather than a TLS alert, which it cannot tell from a network fault.
 import { X509Certificate } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -31,6 +32,8 @@ export interface ListenerOptions {
   handshakeTimeoutMs: number;
   logger: EmulatorLogger;
   onConnection(stream: Duplex, peer: SessionPeer): void;
+  /** Plain HTTPS requests on the WebSocket port (the service API and the HTTPS device API). */
+  onHttpsRequest?(request: IncomingMessage, response: ServerResponse, peer: SessionPeer): void;
 }
 
 export interface Listeners {
@@ -84,8 +87,20 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
     handleProtocols: (protocols) =>
       WEBSOCKET_SUBPROTOCOLS.find((protocol) => protocols.has(protocol)) ?? false,
   });
-  const wssServer = createHttpsServer(tlsOptions, (_request, response) => {
-    // Plain HTTPS requests get a clear answer: this endpoint only upgrades to MQTT over WebSocket.
+  const wssServer = createHttpsServer(tlsOptions, (request, response) => {
+    const tlsSocket = request.socket as TLSSocket;
+    // A request is not an upgrade: the upgrade deadline no longer applies (the HTTP server's own
+    // timeouts bound a slow request).
+    clearTimeout(upgradeTimers.get(tlsSocket));
+    if (options.onHttpsRequest) {
+      options.onHttpsRequest(request, response, {
+        transport: 'https',
+        remoteAddress: tlsSocket.remoteAddress,
+        clientCertificates: () => peerCertificateChain(tlsSocket),
+      });
+      return;
+    }
+    // Without the HTTPS APIs this endpoint only upgrades to MQTT over WebSocket.
     response.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
     response.end('dps-mqtt emulator: connect with a WebSocket to /$iothub/websocket, subprotocol mqtt\n');
   });

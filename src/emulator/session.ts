@@ -33,7 +33,7 @@ export const CONNACK_UNACCEPTABLE_PROTOCOL_VERSION = 1;
 export const CONNACK_IDENTIFIER_REJECTED = 2;
 
 export interface SessionPeer {
-  transport: 'mqtt' | 'wss';
+  transport: 'mqtt' | 'wss' | 'https';
   remoteAddress: string | undefined;
   /** The certificate chain the device presented in the TLS handshake, leaf first; empty without one. */
   clientCertificates(): X509Certificate[];
