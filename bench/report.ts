@@ -368,7 +368,7 @@ export function renderReport(
       `| size on disk, MB | ${megabytes(footprint.ours.bytes)} | ${megabytes(footprint.official.bytes)} | ${ratio(footprint.ours.bytes, footprint.official.bytes)} |`,
       `| packages | ${footprint.ours.packages} | ${footprint.official.packages} | ${ratio(footprint.ours.packages, footprint.official.packages)} |`,
       '',
-      `Ours installs: ${footprint.ours.packageNames.join(', ')}. \`mqtt-packet\` is an optional peer dependency that only the emulator needs; a device does not install it.`,
+      `Ours installs: ${footprint.ours.packageNames.join(', ')}. The emulator ships in the same package and needs nothing more.`,
       '',
     );
   }

@@ -145,6 +145,7 @@ export async function runEmulatorCli(
       wssPort: emulator.wssPort,
       idScope: emulator.idScope,
       ca: emulator.caPath,
+      serviceConnectionString: emulator.serviceConnectionString,
     })}\n`,
   );
   io.stderr.write(hints(emulator, options));
@@ -379,6 +380,7 @@ function hints(emulator: RunningEmulator, options: EmulatorOptions): string {
     );
   }
   lines.push(
+    `Service API: https://localhost:${emulator.wssPort}/enrollments (the ready line's serviceConnectionString; see docs/emulator.md)`,
     options.dataDir === undefined
       ? 'Registrations are kept in memory (use --data-dir to keep them).'
       : `Data: ${options.dataDir}`,

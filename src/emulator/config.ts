@@ -36,6 +36,16 @@ export interface GroupX509Attestation {
   caCertificatePems: string[];
 }
 
+/**
+ * A TPM individual enrollment, made through the service API: stored and returned, never matched (TPM
+ * attestation is not available over MQTT), so a device with this registration id is refused.
+ */
+export interface TpmAttestation {
+  type: 'tpm';
+  endorsementKey: string;
+  storageRootKey?: string | undefined;
+}
+
 interface EnrollmentCommon {
   enabled: boolean;
   /** Linked IoT hubs; empty means the emulator-wide list. */
@@ -50,7 +60,7 @@ interface EnrollmentCommon {
 
 export interface IndividualEnrollment extends EnrollmentCommon {
   registrationId: string;
-  attestation: SymmetricKeyAttestation | IndividualX509Attestation;
+  attestation: SymmetricKeyAttestation | IndividualX509Attestation | TpmAttestation;
   /** Device id override; the registration id by default. */
   deviceId: string | undefined;
 }

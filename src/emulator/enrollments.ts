@@ -46,13 +46,36 @@ export type AttestationResult = Attested | Refused;
 /** The maximum chain depth walked from a device certificate to its group's CA. */
 const MAX_CHAIN_DEPTH = 6;
 
-export class EnrollmentBook {
-  private readonly individuals: Map<string, IndividualEnrollment>;
+/**
+ * Where the book reads enrollments from at each attestation: the enrollment store (changed at run time
+ * by the service API), or a fixed list (the configuration's, when no store is given).
+ */
+export interface EnrollmentSource {
+  individual(registrationId: string): IndividualEnrollment | undefined;
+  individuals(): Iterable<IndividualEnrollment>;
+  groups(): Iterable<EnrollmentGroup>;
+}
 
-  constructor(readonly config: EmulatorConfig) {
-    this.individuals = new Map(
-      config.individualEnrollments.map((enrollment) => [enrollment.registrationId, enrollment]),
-    );
+/** A fixed source: the configuration's enrollments. */
+export function configEnrollmentSource(config: EmulatorConfig): EnrollmentSource {
+  const individuals = new Map(
+    config.individualEnrollments.map((enrollment) => [enrollment.registrationId, enrollment]),
+  );
+  return {
+    individual: (registrationId) => individuals.get(registrationId),
+    individuals: () => individuals.values(),
+    groups: () => config.enrollmentGroups,
+  };
+}
+
+export class EnrollmentBook {
+  private readonly source: EnrollmentSource;
+
+  constructor(
+    readonly config: EmulatorConfig,
+    source?: EnrollmentSource,
+  ) {
+    this.source = source ?? configEnrollmentSource(config);
   }
 
   get idScope(): string {
@@ -62,7 +85,7 @@ export class EnrollmentBook {
   /** Keys the log must never show, whatever field they end up in. */
   secrets(): string[] {
     const keys: string[] = [];
-    for (const enrollment of [...this.config.individualEnrollments, ...this.config.enrollmentGroups]) {
+    for (const enrollment of [...this.source.individuals(), ...this.source.groups()]) {
       if (enrollment.attestation.type === 'symmetricKey') {
         keys.push(enrollment.attestation.primaryKey);
         if (enrollment.attestation.secondaryKey !== undefined) keys.push(enrollment.attestation.secondaryKey);
@@ -140,13 +163,13 @@ export class EnrollmentBook {
         `the device certificate is not valid now (${leaf.validFrom} - ${leaf.validTo})`,
       );
     }
-    const individual = this.individuals.get(registrationId);
+    const individual = this.source.individual(registrationId);
     if (individual !== undefined) {
       // An individual enrollment takes precedence over groups, as in DPS.
       if (individual.attestation.type !== 'x509') {
         return refuse(
           CONNACK_NOT_AUTHORIZED,
-          `the enrollment of "${registrationId}" uses a symmetric key, not X.509`,
+          `the enrollment of "${registrationId}" uses ${individual.attestation.type === 'tpm' ? 'TPM' : 'a symmetric key'}, not X.509`,
         );
       }
       const thumbprints = [normaliseThumbprint(leaf.fingerprint), normaliseThumbprint(leaf.fingerprint256)];
@@ -164,7 +187,7 @@ export class EnrollmentBook {
         certificate: leaf,
       };
     }
-    for (const group of this.config.enrollmentGroups) {
+    for (const group of this.source.groups()) {
       if (group.attestation.type !== 'x509') continue;
       for (const caPem of group.attestation.caCertificatePems) {
         const ca = new X509Certificate(caPem);
@@ -204,7 +227,7 @@ export class EnrollmentBook {
   private *symmetricKeyCandidates(
     registrationId: string,
   ): Generator<{ key: string; label: string; matched: MatchedEnrollment }> {
-    const individual = this.individuals.get(registrationId);
+    const individual = this.source.individual(registrationId);
     if (individual !== undefined) {
       if (individual.attestation.type === 'symmetricKey') {
         const matched: MatchedEnrollment = { kind: 'individual', enrollment: individual };
@@ -213,7 +236,7 @@ export class EnrollmentBook {
       }
       return;
     }
-    for (const group of this.config.enrollmentGroups) {
+    for (const group of this.source.groups()) {
       if (group.attestation.type !== 'symmetricKey') continue;
       const matched: MatchedEnrollment = { kind: 'group', enrollment: group };
       for (const [label, groupKey] of keysOf(group.attestation)) {

@@ -14,11 +14,14 @@ export interface HttpsApis {
   device?: HttpsHandler;
 }
 
-const SERVICE_PREFIXES = ['/enrollments', '/enrollmentGroups', '/registrations'];
+// Compared case-insensitively: the service's paths are (the Node service SDK itself sends both
+// `/enrollmentGroups/...` and `/enrollmentgroups/.../attestationmechanism`).
+const SERVICE_PREFIXES = ['/enrollments', '/enrollmentgroups', '/registrations'];
 
 /** Which API a path belongs to, by its first segment. */
 export function apiOfPath(pathname: string): keyof HttpsApis | undefined {
-  if (SERVICE_PREFIXES.some((prefix) => pathname === prefix || pathname.startsWith(`${prefix}/`))) {
+  const lower = pathname.toLowerCase();
+  if (SERVICE_PREFIXES.some((prefix) => lower === prefix || lower.startsWith(`${prefix}/`))) {
     return 'service';
   }
   if (/^\/[^/]+\/registrations\/[^/]+\/(register|operations\/[^/]+)\/?$/.test(pathname)) return 'device';
@@ -27,7 +30,13 @@ export function apiOfPath(pathname: string): keyof HttpsApis | undefined {
 
 export function httpsRouter(apis: HttpsApis): HttpsHandler {
   return (request, response, peer) => {
-    const pathname = new URL(request.url ?? '/', 'https://emulator').pathname;
+    const pathname = pathnameOf(request.url);
+    if (pathname === undefined) {
+      // `GET http://[ HTTP/1.1` passes the HTTP parser but not new URL(): refuse it, never throw.
+      response.writeHead(400, { 'content-type': 'text/plain', connection: 'close' });
+      response.end('dps-mqtt emulator: the request target is not a valid URL\n');
+      return;
+    }
     const api = apiOfPath(pathname);
     const handler = api === undefined ? undefined : apis[api];
     if (handler !== undefined) {
@@ -45,4 +54,13 @@ export function httpsRouter(apis: HttpsApis): HttpsHandler {
         : `dps-mqtt emulator: the ${api} API is not enabled\n`,
     );
   };
+}
+
+/** The path of a request target; undefined when it is not a URL (the APIs may then parse it safely). */
+export function pathnameOf(url: string | undefined): string | undefined {
+  try {
+    return new URL(url ?? '/', 'https://emulator').pathname;
+  } catch {
+    return undefined;
+  }
 }

@@ -16,7 +16,9 @@ import {
   parseEmulatorConfig,
 } from './config.js';
 import type { EmulatorConfigFile, EnrollmentsConfig } from './config-file.js';
+import { deviceApi } from './device-api.js';
 import { usingDirectory } from './directory-error.js';
+import { EnrollmentStore } from './enrollment-store.js';
 import { EnrollmentBook } from './enrollments.js';
 import { type FaultOptions, FaultPlan, type ThrottleOptions } from './faults.js';
 import { type HttpsApis, httpsRouter } from './https-router.js';
@@ -24,6 +26,8 @@ import { startListeners } from './listeners.js';
 import { type EmulatorLogger, redactingLogger, silentLogger } from './log.js';
 import { createIssuingCa, type EmulatorPki, ensureEmulatorPki } from './pki.js';
 import { Registrar } from './registrar.js';
+import { loadServiceCredentials, type ServiceCredentials } from './service-api/credentials.js';
+import { serviceApi } from './service-api/service-api.js';
 import { MqttSession, type SessionPeer } from './session.js';
 import { type RegistrationRecord, RegistrationStore } from './store.js';
 
@@ -209,7 +213,13 @@ export interface RunningEmulator {
   /** The CA that signs devices' certificates (certificate issuance), issued by the CA above; its file when on disk. */
   issuingCaCertPem: string;
   issuingCaPath: string | undefined;
+  /** The configuration at start; the service API changes the enrollments afterwards. */
   config: EmulatorConfig;
+  /**
+   * `HostName=localhost;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=...` for the service
+   * API (docs/emulator.md, "Service API"); the key is kept in the data directory, or lasts this run without one.
+   */
+  serviceConnectionString: string;
   /** Every device registration (assigned devices), persisted ones included. */
   registrations(): RegistrationRecord[];
   /** Open device connections. */
@@ -242,8 +252,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const issuer = new CertificateIssuer(issuingCa, pki.ca.certPem);
 
   const config = await resolveConfig(options, pki.ca.certPem);
-  const book = new EnrollmentBook(config);
-  const logger = redactingLogger(options.logger ?? silentLogger, () => book.secrets());
+  // Every enrollment key (configured, or made by the service API) and the service key stay out of the log.
+  const secrets: { current: () => Iterable<string> } = { current: () => [] };
+  const logger = redactingLogger(options.logger ?? silentLogger, () => secrets.current());
+  // The enrollments: the data directory's, with the configuration's laid over them (enrollment-store.ts).
+  const { enrollmentStore, serviceCredentials } = await openServiceState(options.dataDir, config, logger);
+  const book = new EnrollmentBook(config, enrollmentStore);
+  secrets.current = () => [...book.secrets(), serviceCredentials.key];
   const openStore = () =>
     RegistrationStore.open(options.dataDir, (error) =>
       logger({ event: 'storeError', error: error instanceof Error ? error.message : String(error) }),
@@ -291,22 +306,50 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     void session.closed.then(() => sessions.delete(session));
   };
 
-  const groupCaPems = config.enrollmentGroups.flatMap((group) =>
-    group.attestation.type === 'x509' ? group.attestation.caCertificatePems : [],
-  );
+  // The CA names offered to devices: the emulator's CA and every X.509 group's, kept current below.
+  const clientCaPems = (): string[] => [
+    ...new Set([
+      pki.ca.certPem,
+      ...[...enrollmentStore.groups()].flatMap((group) =>
+        group.attestation.type === 'x509' ? group.attestation.caCertificatePems : [],
+      ),
+    ]),
+  ];
   // The HTTPS rooms (service API, device API) register their handlers here.
   const httpsApis: HttpsApis = {};
+  httpsApis.service = serviceApi({
+    enrollments: enrollmentStore,
+    registrations: store,
+    credentials: serviceCredentials,
+    logger,
+  });
+  httpsApis.device = deviceApi({
+    book,
+    registrar,
+    faults,
+    logger,
+    retryAfterSeconds,
+    maxBodyBytes: maxPacketBytes,
+    bodyTimeoutMs: connectTimeoutMs,
+  });
   const listeners = await startListeners({
     host,
     mqttPort: options.mqttPort ?? DEFAULT_MQTT_PORT,
     wssPort: options.wssPort ?? DEFAULT_WSS_PORT,
     server: pki.server,
-    clientCaPems: [...new Set([pki.ca.certPem, ...groupCaPems])],
+    clientCaPems: clientCaPems(),
     maxPacketBytes,
     handshakeTimeoutMs: connectTimeoutMs,
     logger,
     onConnection,
     onHttpsRequest: httpsRouter(httpsApis),
+  });
+  let offeredCaPems = clientCaPems();
+  enrollmentStore.onChange(() => {
+    const pems = clientCaPems();
+    if (pems.join('\n') === offeredCaPems.join('\n')) return;
+    offeredCaPems = pems;
+    listeners.setClientCaPems(pems);
   });
   logger({
     event: 'listening',
@@ -330,6 +373,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     issuingCaCertPem: issuingCa.certPem,
     issuingCaPath,
     config,
+    serviceConnectionString: serviceCredentials.connectionString,
     registrations: () => store.all(),
     connectionCount: () => sessions.size,
     close() {
@@ -337,12 +381,32 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
         closing = true;
         for (const session of sessions) session.close('the emulator is stopping');
         await listeners.close();
-        await store.flush();
+        await Promise.all([store.flush(), enrollmentStore.flush()]);
         logger({ event: 'stopped' });
       })();
       return closed;
     },
   };
+}
+
+/** The enrollment store and the service key, from the data directory when there is one. */
+async function openServiceState(
+  dataDir: string | undefined,
+  config: EmulatorConfig,
+  logger: EmulatorLogger,
+): Promise<{ enrollmentStore: EnrollmentStore; serviceCredentials: ServiceCredentials }> {
+  const open = async () => ({
+    enrollmentStore: await EnrollmentStore.open(dataDir, config, {
+      onWriteError: (error) =>
+        logger({
+          event: 'storeError',
+          store: 'enrollments',
+          error: error instanceof Error ? error.message : String(error),
+        }),
+    }),
+    serviceCredentials: await loadServiceCredentials(dataDir),
+  });
+  return dataDir === undefined ? open() : usingDirectory(dataDir, 'dataDir', open);
 }
 
 async function resolveConfig(options: EmulatorOptions, emulatorCaPem: string): Promise<EmulatorConfig> {

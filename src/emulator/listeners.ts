@@ -2,7 +2,7 @@
 // (and `/`, which the .NET SDK dials) with subprotocol `mqtt` (`MQTT` from the C SDK).
 // Client certificates are requested but never required here: the session checks them and refuses with a
 // CONNACK, which a device can report, rather than a TLS alert, which it cannot tell from a network fault.
-import { X509Certificate } from 'node:crypto';
+import { constants as cryptoConstants, X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -14,6 +14,7 @@ import {
   type Server as TlsServer,
 } from 'node:tls';
 import { createWebSocketStream, WebSocketServer } from 'ws';
+import { pathnameOf } from './https-router.js';
 import type { EmulatorLogger } from './log.js';
 import type { CertificateAndKey } from './pki.js';
 import type { SessionPeer } from './session.js';
@@ -39,6 +40,11 @@ export interface ListenerOptions {
 export interface Listeners {
   mqttPort: number;
   wssPort: number;
+  /**
+   * Replaces the CA names offered in the CertificateRequest (enrollment groups added or removed at run
+   * time); connections from then on get the new list.
+   */
+  setClientCaPems(pems: string[]): void;
   /** Stops accepting, destroys every open socket, and resolves when both servers are closed. */
   close(): Promise<void>;
 }
@@ -51,6 +57,10 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
     minVersion: 'TLSv1.2' as const,
     requestCert: true,
     rejectUnauthorized: false,
+    // No session resumption: a resumed session carries the client's leaf certificate but not the
+    // intermediates it sent, so a group X.509 device's second connection (the HTTPS transport's status
+    // poll) could not be attested. Every connection does a full handshake instead.
+    secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
     handshakeTimeout: options.handshakeTimeoutMs,
   };
   const sockets = new Set<Socket>();
@@ -125,7 +135,7 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
   wssServer.on('upgrade', (request, socket: Duplex, head: Buffer) => {
     const tlsSocket = request.socket as TLSSocket;
     clearTimeout(upgradeTimers.get(tlsSocket));
-    const path = new URL(request.url ?? '/', 'https://emulator').pathname;
+    const path = pathnameOf(request.url) ?? '';
     const offered = String(request.headers['sec-websocket-protocol'] ?? '')
       .split(',')
       .map((protocol) => protocol.trim());
@@ -167,6 +177,11 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
   return {
     mqttPort,
     wssPort,
+    setClientCaPems(pems) {
+      const context = { ...tlsOptions, ca: pems };
+      mqttServer.setSecureContext(context);
+      wssServer.setSecureContext(context);
+    },
     async close() {
       const closing = Promise.all([closeServer(mqttServer), closeServer(wssServer)]);
       for (const socket of sockets) socket.destroy();

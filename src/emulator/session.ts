@@ -3,27 +3,25 @@
 // QoS 0/1, and answers only to a connection that subscribed.
 import type { X509Certificate } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import mqttPacket, {
-  type IConnectPacket,
-  type IPublishPacket,
-  type ISubscribePacket,
-  type Packet,
-} from 'mqtt-packet';
+import {
+  type ClientPacket,
+  ClientPacketDecoder,
+  encodeConnack,
+  encodePingresp,
+  encodePuback,
+  encodePublish,
+  encodeSuback,
+  encodeUnsuback,
+} from '../mqtt/server-codec.js';
+import { ProtocolError } from '../protocol/errors.js';
 import { parseRequestTopic, responseTopic, SUBSCRIBE_TOPIC } from '../protocol/topics.js';
 import { parseUsername } from '../protocol/username.js';
 import { isValidApiVersion, isValidRegistrationId } from '../protocol/validate.js';
-import {
-  CONNACK_BAD_USERNAME_OR_PASSWORD,
-  CONNACK_NOT_AUTHORIZED,
-  type EnrollmentBook,
-} from './enrollments.js';
+import { answerDeviceRequest, attestDevice } from './device-requests.js';
+import { CONNACK_BAD_USERNAME_OR_PASSWORD, type EnrollmentBook } from './enrollments.js';
 import type { FaultPlan } from './faults.js';
-import { FrameSplitter } from './frames.js';
 import type { EmulatorLogger } from './log.js';
 import type { AuthenticatedDevice, DpsResponse, Registrar } from './registrar.js';
-
-// The number cache costs 38 ms and 17 MB on the first generate(); the emulator does not need it.
-mqttPacket.writeToStream.cacheNumbers = false;
 
 /** Answers queued for a device that does not read them; above this the connection is closed. */
 export const MAX_UNREAD_RESPONSE_BYTES = 1024 * 1024;
@@ -62,8 +60,7 @@ export class MqttSession {
   /** The QoS granted to the response subscription; undefined until the device subscribes. */
   private responseQos: 0 | 1 | undefined;
   private nextMessageId = 1;
-  private readonly frames: FrameSplitter;
-  private readonly parser = mqttPacket.parser({ protocolVersion: 4 });
+  private readonly decoder: ClientPacketDecoder;
   private idleTimer: NodeJS.Timeout;
   private idleTimeoutMs: number;
   private readonly pendingResponses = new Set<NodeJS.Timeout>();
@@ -79,11 +76,9 @@ export class MqttSession {
     this.closedPromise = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
-    this.frames = new FrameSplitter(context.maxPacketBytes);
+    this.decoder = new ClientPacketDecoder({ maxPacketBytes: context.maxPacketBytes });
     this.idleTimeoutMs = context.connectTimeoutMs;
     this.idleTimer = setTimeout(() => this.close('no packet within the time limit'), this.idleTimeoutMs);
-    this.parser.on('packet', (packet) => this.onPacket(packet));
-    this.parser.on('error', (error: unknown) => this.onParseError(error));
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', (error) => this.close(`stream error: ${error.message}`));
     stream.on('close', () => this.close('closed by the device'));
@@ -120,50 +115,35 @@ export class MqttSession {
     // Any packet shows a connected device is alive: the keep-alive clock restarts. Before CONNECT the
     // limit is absolute, or a client trickling one byte at a time would hold the connection forever.
     if (this.state === 'connected') this.idleTimer.refresh();
-    const result = this.frames.push(chunk);
-    if (result.kind === 'tooLarge') {
-      this.close(
-        `packet of ${result.remainingLength} bytes exceeds the ${this.context.maxPacketBytes}-byte limit`,
-      );
-      return;
-    }
-    if (result.kind === 'malformed') {
-      this.close(`malformed packet: ${result.reason}`);
-      return;
-    }
-    for (const frame of result.frames) {
-      if (this.isClosed()) return;
-      this.parser.parse(frame);
+    try {
+      // Packets are handled as they are decoded: those before a malformed one are still answered.
+      for (const packet of this.decoder.decode(chunk)) {
+        this.onPacket(packet);
+        if (this.isClosed()) return;
+      }
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      this.close(error.message);
     }
   }
 
-  private onParseError(error: unknown): void {
-    const message = error instanceof Error ? error.message : String(error);
-    if (this.state === 'awaitingConnect' && /protocol (version|id)/i.test(message)) {
-      // MQTT 3.1.1 section 3.2.2.3: answer an unsupported protocol level with return code 1, then close.
-      this.refuse(CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, message);
-      return;
-    }
-    this.close(`malformed packet: ${message}`);
-  }
-
-  private onPacket(packet: Packet): void {
+  private onPacket(packet: ClientPacket): void {
     if (this.state === 'closed') return;
     if (this.state === 'awaitingConnect') {
-      if (packet.cmd !== 'connect') {
-        this.close(`the first packet must be CONNECT, not ${packet.cmd.toUpperCase()}`);
+      if (packet.type !== 'connect' && packet.type !== 'connectUnsupported') {
+        this.close(`the first packet must be CONNECT, not ${packet.type.toUpperCase()}`);
         return;
       }
       this.onConnect(packet);
       return;
     }
-    switch (packet.cmd) {
+    switch (packet.type) {
       case 'subscribe':
         this.onSubscribe(packet);
         return;
       case 'unsubscribe':
         this.responseQos = undefined;
-        this.send({ cmd: 'unsuback', messageId: packet.messageId ?? 0, granted: [] });
+        this.send(encodeUnsuback(packet.messageId));
         return;
       case 'publish':
         this.onPublish(packet);
@@ -171,27 +151,29 @@ export class MqttSession {
       case 'puback':
         return; // the device acknowledged a QoS 1 response; nothing is retransmitted, so nothing to do
       case 'pingreq':
-        this.send({ cmd: 'pingresp' });
+        this.send(encodePingresp());
         return;
       case 'disconnect':
         this.close('DISCONNECT');
         return;
       default:
-        this.close(`unsupported packet ${packet.cmd.toUpperCase()}`);
+        // MQTT-3.1.0-2: a second CONNECT is a protocol violation.
+        this.close(`unsupported packet ${packet.type.toUpperCase()}`);
     }
   }
 
-  private onConnect(packet: IConnectPacket): void {
+  private onConnect(packet: Extract<ClientPacket, { type: 'connect' | 'connectUnsupported' }>): void {
     const connectFate = this.context.faults.nextConnect();
     if (connectFate.drop) {
       this.log({ event: 'drop', fault: 'beforeConnack', sequence: connectFate.sequence });
       this.close(`fault injected: drop before CONNACK ${connectFate.sequence}`);
       return;
     }
-    if (packet.protocolVersion !== 4) {
+    if (packet.type === 'connectUnsupported') {
+      // MQTT-3.1.2-2: an unsupported protocol level is answered with return code 1, then closed.
       this.refuse(
         CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,
-        `protocol level ${packet.protocolVersion}: DPS speaks MQTT 3.1.1 (4)`,
+        `protocol ${packet.protocolName} level ${packet.protocolLevel}: DPS speaks MQTT 3.1.1 (MQTT level 4)`,
       );
       return;
     }
@@ -215,19 +197,13 @@ export class MqttSession {
       );
       return;
     }
-    if (username.idScope !== this.context.book.idScope) {
-      this.refuse(CONNACK_NOT_AUTHORIZED, `ID scope "${username.idScope}" is not this service's`);
-      return;
-    }
-    const now = new Date();
-    const attestation =
-      packet.password !== undefined && packet.password.length > 0
-        ? this.context.book.attestSasToken(
-            clientId,
-            packet.password.toString('utf8'),
-            Math.floor(now.getTime() / 1000),
-          )
-        : this.context.book.attestCertificate(clientId, this.peer.clientCertificates(), now);
+    // The ID scope, then the password's SAS token or else the TLS client certificate (as over HTTPS).
+    const attestation = attestDevice(this.context.book, {
+      idScope: username.idScope,
+      registrationId: clientId,
+      sasToken: packet.password?.toString('utf8'),
+      clientCertificates: () => this.peer.clientCertificates(),
+    });
     if (!attestation.ok) {
       this.refuse(attestation.returnCode, attestation.reason, clientId);
       return;
@@ -235,12 +211,12 @@ export class MqttSession {
     this.device = { registrationId: clientId, attested: attestation, apiVersion: username.apiVersion };
     this.state = 'connected';
     // MQTT 3.1.1 section 3.1.2.10: a server may close a connection idle for 1.5 times the keep-alive.
-    const keepAliveSeconds = packet.keepalive ?? 0;
+    const keepAliveSeconds = packet.keepAliveSeconds;
     this.idleTimeoutMs = keepAliveSeconds > 0 ? keepAliveSeconds * 1500 : 0;
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => this.close('keep-alive expired'), this.idleTimeoutMs || 2 ** 31 - 1);
     if (this.idleTimeoutMs === 0) this.idleTimer.unref();
-    this.send({ cmd: 'connack', returnCode: CONNACK_ACCEPTED, sessionPresent: false });
+    this.send(encodeConnack(CONNACK_ACCEPTED));
     this.log({
       event: 'connack',
       returnCode: CONNACK_ACCEPTED,
@@ -255,14 +231,14 @@ export class MqttSession {
     });
   }
 
-  private onSubscribe(packet: ISubscribePacket): void {
+  private onSubscribe(packet: Extract<ClientPacket, { type: 'subscribe' }>): void {
     const granted = packet.subscriptions.map((subscription) => {
       if (subscription.topic !== SUBSCRIBE_TOPIC) return 0x80; // DPS serves its response topic only
       const qos: 0 | 1 = subscription.qos === 0 ? 0 : 1;
       this.responseQos = qos;
       return qos;
     });
-    this.send({ cmd: 'suback', messageId: packet.messageId ?? 0, granted });
+    this.send(encodeSuback(packet.messageId, granted));
     const subscribeFate = this.context.faults.nextSubscribe();
     if (subscribeFate.drop) {
       this.log({ event: 'drop', fault: 'afterSuback', sequence: subscribeFate.sequence });
@@ -270,7 +246,7 @@ export class MqttSession {
     }
   }
 
-  private onPublish(packet: IPublishPacket): void {
+  private onPublish(packet: Extract<ClientPacket, { type: 'publish' }>): void {
     if (packet.qos === 2) {
       this.close('QoS 2 is not supported');
       return;
@@ -291,16 +267,17 @@ export class MqttSession {
       this.close(`fault injected: drop before request ${fate.sequence}`);
       return;
     }
-    if (packet.qos === 1) this.send({ cmd: 'puback', messageId: packet.messageId ?? 0 });
+    if (packet.qos === 1 && packet.messageId !== undefined) this.send(encodePuback(packet.messageId));
     const device = this.device!;
-    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-    const response: DpsResponse = fate.throttled
-      ? this.context.registrar.throttled(
-          this.context.faults.throttleRetryAfterSeconds(this.context.retryAfterSeconds),
-        )
-      : request.kind === 'register'
-        ? this.context.registrar.register(device, payload)
-        : this.context.registrar.operationStatus(device, request.operationId);
+    const payload = packet.payload;
+    const response = answerDeviceRequest(
+      this.context,
+      device,
+      request.kind === 'register'
+        ? { kind: 'register', body: payload }
+        : { kind: 'operationStatus', operationId: request.operationId },
+      fate,
+    );
     this.log({
       event: 'request',
       kind: request.kind,
@@ -339,20 +316,19 @@ export class MqttSession {
 
   private publishResponse(requestId: string, response: DpsResponse): void {
     const qos = this.responseQos ?? 0;
-    this.send({
-      cmd: 'publish',
-      topic: responseTopic(response.statusCode, requestId, response.retryAfterSeconds),
-      payload: Buffer.from(JSON.stringify(response.body)),
-      qos,
-      retain: false,
-      dup: false,
-      ...(qos === 1 ? { messageId: this.takeMessageId() } : {}),
-    });
+    this.send(
+      encodePublish({
+        topic: responseTopic(response.statusCode, requestId, response.retryAfterSeconds),
+        payload: JSON.stringify(response.body),
+        qos,
+        ...(qos === 1 ? { messageId: this.takeMessageId() } : {}),
+      }),
+    );
   }
 
   /** Answers CONNECT with a refusal and closes: never a silent close or a timeout. */
   private refuse(returnCode: number, reason: string, registrationId?: string): void {
-    this.send({ cmd: 'connack', returnCode, sessionPresent: false });
+    this.send(encodeConnack(returnCode), { evenIfClosed: true });
     this.log({ event: 'connack', returnCode, reason, registrationId });
     this.state = 'closed';
     clearTimeout(this.idleTimer);
@@ -371,15 +347,15 @@ export class MqttSession {
     return messageId;
   }
 
-  private send(packet: Packet): void {
-    if (this.state === 'closed' && packet.cmd !== 'connack') return;
+  private send(packet: Buffer, options: { evenIfClosed?: boolean } = {}): void {
+    if (this.state === 'closed' && options.evenIfClosed !== true) return;
     if (this.stream.destroyed || this.stream.writableEnded) return;
     // A device that sends requests but never reads the answers would grow the write buffer without end.
     if (this.stream.writableLength > MAX_UNREAD_RESPONSE_BYTES) {
       this.close(`the device does not read its answers (${this.stream.writableLength} bytes unread)`);
       return;
     }
-    this.stream.write(mqttPacket.generate(packet));
+    this.stream.write(packet);
   }
 
   private log(entry: { event: string; [field: string]: unknown }): void {

@@ -62,6 +62,13 @@ export class RegistrationStore {
     this.scheduleWrite();
   }
 
+  /** Forgets a registration (the service API's DELETE): the device's next registration starts afresh. */
+  delete(registrationId: string): boolean {
+    const deleted = this.records.delete(registrationId);
+    if (deleted) this.scheduleWrite();
+    return deleted;
+  }
+
   /** Resolves once everything put so far is on disk. */
   async flush(): Promise<void> {
     while (this.writing !== undefined) await this.writing;

@@ -1,7 +1,8 @@
 // The client's MQTT 3.1.1 codec for the few packet types DPS uses, in place of mqtt-packet on the device
 // side: no number cache, no streams, no top-level work, one allocation per packet. One file because each
 // extra ES module costs about 0.5 ms to load unbundled. Checked against mqtt-packet in
-// test/mqtt-codec.test.ts.
+// test/mqtt-codec.test.ts. The server half (the emulator's) is src/mqtt/server-codec.ts, which a device
+// never loads; it reuses the few encoding helpers exported here.
 import { isUtf8 } from 'node:buffer';
 import { ProtocolError } from '../protocol/errors.js';
 
@@ -53,7 +54,7 @@ function inputError(message: string): ProtocolError {
 }
 
 /** The UTF-8 length of an MQTT string field, checked against the 2-byte length prefix. */
-function stringBytes(field: string, value: string): number {
+export function stringBytes(field: string, value: string): number {
   if (typeof value !== 'string') throw inputError(`MQTT ${field} must be a string, got ${typeof value}`);
   const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes > MAX_STRING_BYTES) {
@@ -64,7 +65,7 @@ function stringBytes(field: string, value: string): number {
   return bytes;
 }
 
-function checkMessageId(messageId: unknown): number {
+export function checkMessageId(messageId: unknown): number {
   if (typeof messageId !== 'number' || !Number.isInteger(messageId) || messageId < 1 || messageId > 0xffff) {
     // MQTT-2.3.1-1: packet identifiers are non-zero 16-bit integers.
     throw inputError(`MQTT message id ${String(messageId)} is invalid: use an integer from 1 to 65535`);
@@ -77,7 +78,7 @@ function varintBytes(value: number): number {
 }
 
 /** Allocates the whole packet and writes the fixed header; returns the buffer and the body's offset. */
-function allocatePacket(firstByte: number, remainingLength: number): [Buffer, number] {
+export function allocatePacket(firstByte: number, remainingLength: number): [Buffer, number] {
   if (remainingLength > MAX_REMAINING_LENGTH) {
     throw inputError(
       `MQTT packet body is ${remainingLength} bytes: at most ${MAX_REMAINING_LENGTH} fit in one packet`,
@@ -96,7 +97,7 @@ function allocatePacket(firstByte: number, remainingLength: number): [Buffer, nu
   return [buffer, offset];
 }
 
-function writeString(buffer: Buffer, offset: number, value: string, bytes: number): number {
+export function writeString(buffer: Buffer, offset: number, value: string, bytes: number): number {
   buffer.writeUInt16BE(bytes, offset);
   buffer.write(value, offset + 2, bytes, 'utf8');
   return offset + 2 + bytes;
@@ -246,7 +247,7 @@ const SUBACK = 9;
 const UNSUBACK = 11;
 const PINGRESP = 13;
 
-function typeName(type: number): string {
+export function typeName(type: number): string {
   switch (type) {
     case 1:
       return 'CONNECT';

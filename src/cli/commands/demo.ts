@@ -4,7 +4,6 @@ import type { ProvisioningClientOptions } from '../../client/types.js';
 import { parseFlags, UsageError } from '../args.js';
 import { ExitCode } from '../exit-codes.js';
 import type { CliIo } from '../output.js';
-import { loadEmulatorModule } from './emulator.js';
 import { registerAndReport, reportError } from './register.js';
 
 export const DEMO_REGISTRATION_ID = 'demo-sensor-001';
@@ -63,9 +62,7 @@ export async function runDemo(argv: string[], io: CliIo): Promise<number> {
     if (!json) io.stdout.write(text);
   };
 
-  const emulatorModule = await loadEmulatorModule(() => import('../../emulator/index.js'), io, command);
-  if (emulatorModule === undefined) return ExitCode.failure;
-  const { startEmulator, DEMO_GROUP_KEY } = emulatorModule;
+  const { startEmulator, DEMO_GROUP_KEY } = await import('../../emulator/index.js');
 
   let emulator: Awaited<ReturnType<typeof startEmulator>>;
   try {
