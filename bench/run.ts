@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { DEMO_GROUP_KEY } from '../src/emulator/config.js';
+import { DEMO_GROUP_KEY } from '../src/emulator/enrollments/config.js';
 import { benchCold } from './cold.js';
 import { type BenchContext, deviceKeyFor } from './context.js';
 import { benchEmulatorCapacity } from './emulator-capacity.js';

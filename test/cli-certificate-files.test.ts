@@ -23,7 +23,7 @@ import {
 } from '../src/cli/certificate-files.js';
 import { isBeyondThreshold, parseRenewThreshold } from '../src/cli/duration.js';
 import { ExitCode, exitCodeFor } from '../src/cli/exit-codes.js';
-import { issueCertificate } from '../src/emulator/pki.js';
+import { issueCertificate } from '../src/emulator/pki/pki.js';
 import { CertificateChainError } from '../src/protocol/errors.js';
 import { temporaryDirectory, testPki } from './helpers/emulator.js';
 

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { DEMO_GROUP_KEY } from '../src/emulator/config.js';
+import { DEMO_GROUP_KEY } from '../src/emulator/enrollments/config.js';
 import { startTestEmulator, type TestEmulator, temporaryDirectory } from './helpers/emulator.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));

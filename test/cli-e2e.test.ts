@@ -7,8 +7,8 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY, DEMO_GROUP_KEY } from '../src/emulator/config.js';
-import { issueCertificate } from '../src/emulator/pki.js';
+import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY, DEMO_GROUP_KEY } from '../src/emulator/enrollments/config.js';
+import { issueCertificate } from '../src/emulator/pki/pki.js';
 import { computeSasSignature, deriveDeviceKey, sasResource, uriEncode } from '../src/protocol/sas.js';
 import { startTestEmulator, type TestEmulator, temporaryDirectory } from './helpers/emulator.js';
 

@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
-import { CertificateIssuer, CSR_ERROR_CODES } from '../src/emulator/certificate-issuer.js';
 import { runEmulatorCli } from '../src/emulator/cli.js';
-import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY, parseEmulatorConfig } from '../src/emulator/config.js';
+import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY, parseEmulatorConfig } from '../src/emulator/enrollments/config.js';
 import { startEmulator } from '../src/emulator/index.js';
-import { ensureEmulatorPki } from '../src/emulator/pki.js';
+import { ensureEmulatorPki } from '../src/emulator/pki/pki.js';
+import { CertificateIssuer, CSR_ERROR_CODES } from '../src/emulator/registrar/certificate-issuer.js';
 import { deriveDeviceKey } from '../src/protocol/sas.js';
 import { operationStatusTopic, registerTopic } from '../src/protocol/topics.js';
 import {

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runEmulatorCli } from '../src/emulator/cli.js';
-import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY } from '../src/emulator/config.js';
+import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY } from '../src/emulator/enrollments/config.js';
 import { RawMqttClient, sasConnectPacket, temporaryDirectory } from './helpers/emulator.js';
 
 const CLI_ENTRY = fileURLToPath(new URL('../src/emulator/cli-entry.ts', import.meta.url));

@@ -10,10 +10,10 @@ import {
   EmulatorConfigError,
   loadEmulatorConfigFile,
   parseEmulatorConfig,
-} from '../src/emulator/config.js';
-import { EnrollmentBook } from '../src/emulator/enrollments.js';
+} from '../src/emulator/enrollments/config.js';
+import { EnrollmentBook } from '../src/emulator/enrollments/enrollment-book.js';
 import { FaultPlan } from '../src/emulator/faults.js';
-import { certificateThumbprints, createSelfSignedCertificate } from '../src/emulator/pki.js';
+import { certificateThumbprints, createSelfSignedCertificate } from '../src/emulator/pki/pki.js';
 import { temporaryDirectory } from './helpers/emulator.js';
 
 const KEY = Buffer.from('configuration-test-key-000000001').toString('base64');

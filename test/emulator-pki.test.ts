@@ -12,7 +12,7 @@ import {
   createSelfSignedCertificate,
   ensureEmulatorPki,
   issueCertificate,
-} from '../src/emulator/pki.js';
+} from '../src/emulator/pki/pki.js';
 import { temporaryDirectory } from './helpers/emulator.js';
 
 test('a root CA is a self-signed CA certificate with its key', async () => {

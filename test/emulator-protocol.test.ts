@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY, DEMO_GROUP_KEY } from '../src/emulator/config.js';
-import type { EmulatorConfigFile } from '../src/emulator/config-file.js';
+import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY, DEMO_GROUP_KEY } from '../src/emulator/enrollments/config.js';
+import type { EmulatorConfigFile } from '../src/emulator/enrollments/config-file.js';
 import type { EmulatorLogEntry } from '../src/emulator/log.js';
-import { certificateThumbprints, issueCertificate } from '../src/emulator/pki.js';
+import { certificateThumbprints, issueCertificate } from '../src/emulator/pki/pki.js';
 import { createSasToken, deriveDeviceKey } from '../src/protocol/sas.js';
 import { operationStatusTopic, registerTopic } from '../src/protocol/topics.js';
 import {

@@ -3,13 +3,13 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
-import { DEMO_GROUP_KEY } from '../src/emulator/config.js';
+import { DEMO_GROUP_KEY } from '../src/emulator/enrollments/config.js';
 import {
   type CertificateAndKey,
   createRootCa,
   createSelfSignedCertificate,
   issueCertificate,
-} from '../src/emulator/pki.js';
+} from '../src/emulator/pki/pki.js';
 import { deriveDeviceKey } from '../src/protocol/sas.js';
 import { startTestEmulator, type TestEmulator } from './helpers/emulator.js';
 

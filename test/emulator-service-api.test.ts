@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
-import { type CertificateAndKey, createRootCa, issueCertificate } from '../src/emulator/pki.js';
+import { type CertificateAndKey, createRootCa, issueCertificate } from '../src/emulator/pki/pki.js';
 import { register } from '../src/index.js';
 import { deriveDeviceKey } from '../src/protocol/sas.js';
 import { startTestEmulator, type TestEmulator } from './helpers/emulator.js';

@@ -5,13 +5,17 @@ import { Duplex } from 'node:stream';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import mqttPacket, { type Packet } from 'mqtt-packet';
-import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY, defaultEmulatorConfig } from '../src/emulator/config.js';
-import { EnrollmentBook } from '../src/emulator/enrollments.js';
+import {
+  DEMO_DEVICE_ID,
+  DEMO_DEVICE_KEY,
+  defaultEmulatorConfig,
+} from '../src/emulator/enrollments/config.js';
+import { EnrollmentBook } from '../src/emulator/enrollments/enrollment-book.js';
 import { FaultPlan } from '../src/emulator/faults.js';
 import { silentLogger } from '../src/emulator/log.js';
-import { Registrar } from '../src/emulator/registrar.js';
-import { MqttSession } from '../src/emulator/session.js';
-import { RegistrationStore } from '../src/emulator/store.js';
+import { MqttSession } from '../src/emulator/mqtt/mqtt-session.js';
+import { Registrar } from '../src/emulator/registrar/registrar.js';
+import { RegistrationStore } from '../src/emulator/registrar/registration-store.js';
 import { registerTopic } from '../src/protocol/topics.js';
 import { publishPacket, sasConnectPacket, subscribePacket } from './helpers/emulator.js';
 

@@ -15,7 +15,7 @@ import mqttPacket, { type Packet } from 'mqtt-packet';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { register } from '../src/client/register.js';
 import type { ProvisioningClientOptions, RegistrationResult } from '../src/client/types.js';
-import type { EmulatorPki } from '../src/emulator/pki.js';
+import type { EmulatorPki } from '../src/emulator/pki/pki.js';
 import { DpsError } from '../src/protocol/errors.js';
 import { MAX_RESPONSE_BYTES } from '../src/protocol/limits.js';
 import { REGISTRATION_STATUSES } from '../src/protocol/responses.js';

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import mqttPacket from 'mqtt-packet';
-import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY } from '../src/emulator/config.js';
+import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY } from '../src/emulator/enrollments/config.js';
 import { registerTopic } from '../src/protocol/topics.js';
 import {
   publishPacket,

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { createProxy, type ProxyServer } from 'proxy';
 import { register } from '../src/client/register.js';
 import type { ProvisioningClientOptions } from '../src/client/types.js';
-import { type CertificateAndKey, issueCertificate } from '../src/emulator/pki.js';
+import { type CertificateAndKey, issueCertificate } from '../src/emulator/pki/pki.js';
 import { computeSasSignature, deriveDeviceKey, sasResource, uriEncode } from '../src/protocol/sas.js';
 import { startTestEmulator, type TestEmulator, temporaryDirectory } from './helpers/emulator.js';
 

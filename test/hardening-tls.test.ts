@@ -17,8 +17,12 @@ import {
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { register } from '../src/client/register.js';
 import type { ProvisioningClientOptions } from '../src/client/types.js';
-import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY } from '../src/emulator/config.js';
-import { type CertificateAndKey, createRootCa, createSelfSignedCertificate } from '../src/emulator/pki.js';
+import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY } from '../src/emulator/enrollments/config.js';
+import {
+  type CertificateAndKey,
+  createRootCa,
+  createSelfSignedCertificate,
+} from '../src/emulator/pki/pki.js';
 import { TransportError } from '../src/protocol/errors.js';
 import { startTestEmulator, type TestEmulator, temporaryDirectory } from './helpers/emulator.js';
 

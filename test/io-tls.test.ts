@@ -10,7 +10,7 @@ import {
   createRootCa,
   createSelfSignedCertificate,
   issueCertificate,
-} from '../src/emulator/pki.js';
+} from '../src/emulator/pki/pki.js';
 import { mqttTlsIo, openTls } from '../src/io/index.js';
 import { AbortError, InvalidInputError, TimeoutError, TransportError } from '../src/protocol/errors.js';
 import {

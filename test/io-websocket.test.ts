@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { type CertificateAndKey, createRootCa, issueCertificate } from '../src/emulator/pki.js';
+import { type CertificateAndKey, createRootCa, issueCertificate } from '../src/emulator/pki/pki.js';
 import { mqttWsIo, openWebSocket } from '../src/io/index.js';
 import {
   AbortError,

@@ -4,27 +4,17 @@
 import { InvalidInputError } from '../protocol/errors.js';
 import { findUnknownOption } from '../protocol/known-options.js';
 import { validateApiVersion } from '../protocol/validate.js';
+import { invalidKeyTypeMessage, isCertificateKeyType } from './certificate-key-types.js';
 import type {
-  CertificateKeyType,
   CertificateRequest,
   CertificateRequestOptions,
   CreateCertificateRequestOptions,
   IssuedCertificate,
 } from './types.js';
 
-export const CERTIFICATE_KEY_TYPES: readonly CertificateKeyType[] = ['ec-p384', 'ec-p256', 'rsa-2048'];
-export const DEFAULT_CERTIFICATE_KEY_TYPE: CertificateKeyType = 'ec-p384';
 /** The first api-version with certificate issuance (protocol.md, "Certificate issuance"). */
 export const CERTIFICATE_API_VERSION = '2025-07-01-preview';
 const CERTIFICATE_OPTION_NAMES = ['keyType', 'csr'];
-
-export function isCertificateKeyType(value: unknown): value is CertificateKeyType {
-  return typeof value === 'string' && (CERTIFICATE_KEY_TYPES as readonly string[]).includes(value);
-}
-
-export function invalidKeyTypeMessage(field: string, value: unknown): string {
-  return `${field} ${JSON.stringify(value) ?? String(value)} is unknown: use ec-p384 (the default, the type the DPS docs name), ec-p256 or rsa-2048`;
-}
 
 /**
  * Checks the shape of the `certificate` option (the CSR itself is checked when the request is prepared)

@@ -22,8 +22,8 @@ import {
   DEFAULT_CERTIFICATE_KEY_TYPE,
   invalidKeyTypeMessage,
   isCertificateKeyType,
-  type PreparedCertificateRequest,
-} from './certificate-options.js';
+} from './certificate-key-types.js';
+import type { PreparedCertificateRequest } from './certificate-options.js';
 import type {
   CertificateKeyType,
   CertificateRequest,

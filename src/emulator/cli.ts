@@ -2,13 +2,14 @@
 // stdout carries one machine-readable JSON line; people read stderr (hints, then the JSON log).
 import { parseArgs } from 'node:util';
 import { isValidRegistrationId, validateIdScope } from '../protocol/validate.js';
+import { EmulatorDirectoryError } from './directory-error.js';
 import {
   DEFAULT_CERTIFICATE_ISSUANCE,
   ISSUANCE_KEY_TYPES,
   type IssuanceKeyType,
   MAX_VALIDITY_DAYS,
   MIN_VALIDITY_DAYS,
-} from './certificate-issuer.js';
+} from './enrollments/certificate-policy.js';
 import {
   DEMO_DEVICE_ID,
   DEMO_DEVICE_KEY,
@@ -17,9 +18,8 @@ import {
   invalidIotHubMessage,
   isEnrollmentKey,
   isIotHubHostName,
-} from './config.js';
-import type { EnrollmentGroupConfig, IndividualEnrollmentConfig } from './config-file.js';
-import { EmulatorDirectoryError } from './directory-error.js';
+} from './enrollments/config.js';
+import type { EnrollmentGroupConfig, IndividualEnrollmentConfig } from './enrollments/config-file.js';
 import {
   DEFAULT_HOST,
   DEFAULT_MQTT_PORT,

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { findUnknownOption } from '../protocol/known-options.js';
 import { validateIdScope } from '../protocol/validate.js';
-import { type CertificateIssuancePolicy, CertificateIssuer } from './certificate-issuer.js';
+import { deviceApi } from './device-api/device-api.js';
+import { usingDirectory } from './directory-error.js';
+import type { CertificateIssuancePolicy } from './enrollments/certificate-policy.js';
 import {
   defaultEmulatorConfig,
   type EmulatorConfig,
@@ -14,28 +16,24 @@ import {
   loadEmulatorConfigFile,
   parseCertificateIssuancePolicy,
   parseEmulatorConfig,
-} from './config.js';
-import type { EmulatorConfigFile, EnrollmentsConfig } from './config-file.js';
-import { deviceApi } from './device-api.js';
-import { usingDirectory } from './directory-error.js';
-import { EnrollmentStore } from './enrollment-store.js';
-import { EnrollmentBook } from './enrollments.js';
+} from './enrollments/config.js';
+import type { EmulatorConfigFile, EnrollmentsConfig } from './enrollments/config-file.js';
+import { EnrollmentBook } from './enrollments/enrollment-book.js';
+import { EnrollmentStore } from './enrollments/enrollment-store.js';
 import { type FaultOptions, FaultPlan, type ThrottleOptions } from './faults.js';
-import { type HttpsApis, httpsRouter } from './https-router.js';
-import { startListeners } from './listeners.js';
 import { type EmulatorLogger, redactingLogger, silentLogger } from './log.js';
-import { createIssuingCa, type EmulatorPki, ensureEmulatorPki } from './pki.js';
-import { Registrar } from './registrar.js';
+import { MqttSession, type SessionPeer } from './mqtt/mqtt-session.js';
+import { type HttpsApis, httpsRouter } from './network/https-router.js';
+import { startListeners } from './network/listeners.js';
+import { createIssuingCa, type EmulatorPki, ensureEmulatorPki } from './pki/pki.js';
+import { CertificateIssuer } from './registrar/certificate-issuer.js';
+import { Registrar } from './registrar/registrar.js';
+import { type RegistrationRecord, RegistrationStore } from './registrar/registration-store.js';
 import { loadServiceCredentials, type ServiceCredentials } from './service-api/credentials.js';
 import { serviceApi } from './service-api/service-api.js';
-import { MqttSession, type SessionPeer } from './session.js';
-import { type RegistrationRecord, RegistrationStore } from './store.js';
 
-export {
-  type CertificateIssuancePolicy,
-  CSR_ERROR_CODES,
-  type IssuanceKeyType,
-} from './certificate-issuer.js';
+export { EmulatorDirectoryError, type EmulatorDirectoryOption } from './directory-error.js';
+export type { CertificateIssuancePolicy, IssuanceKeyType } from './enrollments/certificate-policy.js';
 export {
   DEFAULT_ID_SCOPE,
   DEFAULT_IOT_HUB,
@@ -48,7 +46,7 @@ export {
   EmulatorConfigError,
   loadEmulatorConfigFile,
   parseEmulatorConfig,
-} from './config.js';
+} from './enrollments/config.js';
 export type {
   AllocationPolicyConfig,
   CertificateIssuanceConfig,
@@ -60,8 +58,7 @@ export type {
   IndividualEnrollmentConfig,
   IndividualX509AttestationConfig,
   SymmetricKeyAttestationConfig,
-} from './config-file.js';
-export { EmulatorDirectoryError, type EmulatorDirectoryOption } from './directory-error.js';
+} from './enrollments/config-file.js';
 export type { FaultOptions, ThrottleOptions } from './faults.js';
 export { type EmulatorLogEntry, type EmulatorLogger, jsonLinesLogger, silentLogger } from './log.js';
 export {
@@ -72,8 +69,9 @@ export {
   type EmulatorPki,
   ensureEmulatorPki,
   issueCertificate,
-} from './pki.js';
-export type { RegistrationRecord } from './store.js';
+} from './pki/pki.js';
+export { CSR_ERROR_CODES } from './registrar/certificate-issuer.js';
+export type { RegistrationRecord } from './registrar/registration-store.js';
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_MQTT_PORT = 8883;
@@ -255,7 +253,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   // Every enrollment key (configured, or made by the service API) and the service key stay out of the log.
   const secrets: { current: () => Iterable<string> } = { current: () => [] };
   const logger = redactingLogger(options.logger ?? silentLogger, () => secrets.current());
-  // The enrollments: the data directory's, with the configuration's laid over them (enrollment-store.ts).
+  // The enrollments: the data directory's, with the configuration's laid over them (enrollments/enrollment-store.ts).
   const { enrollmentStore, serviceCredentials } = await openServiceState(options.dataDir, config, logger);
   const book = new EnrollmentBook(config, enrollmentStore);
   secrets.current = () => [...book.secrets(), serviceCredentials.key];

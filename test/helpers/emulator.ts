@@ -10,7 +10,7 @@ import { connect as tlsConnect } from 'node:tls';
 import mqttPacket, { type IConnectPacket, type Packet } from 'mqtt-packet';
 import { createWebSocketStream, WebSocket } from 'ws';
 import { type EmulatorOptions, type RunningEmulator, startEmulator } from '../../src/emulator/index.js';
-import { type CertificateAndKey, type EmulatorPki, ensureEmulatorPki } from '../../src/emulator/pki.js';
+import { type CertificateAndKey, type EmulatorPki, ensureEmulatorPki } from '../../src/emulator/pki/pki.js';
 import { createSasToken } from '../../src/protocol/sas.js';
 import { buildUsername, DEFAULT_API_VERSION } from '../../src/protocol/username.js';
 

@@ -17,13 +17,17 @@ import {
 import { isBeyondThreshold } from '../duration.js';
 import { ExitCode } from '../exit-codes.js';
 import { type CliIo, DEFAULT_ENDPOINT, formatResult } from '../output.js';
-import { type RegisterRunOptions, registerAndReport, reportError } from './register.js';
+import type * as RegisterCommand from './register.js';
+
+/** What this module uses of the register command, passed in so that the two do not import each other. */
+export type Reporting = Pick<typeof RegisterCommand, 'registerAndReport' | 'reportError'>;
 
 export async function registerCertificateAndReport(
   invocation: RegisterInvocation,
   output: CertificateOutput,
   io: CliIo,
-  run: RegisterRunOptions,
+  run: RegisterCommand.RegisterRunOptions,
+  { registerAndReport, reportError }: Reporting,
 ): Promise<number> {
   const { options, json, quiet, secrets } = invocation;
   const say = (line: string): void => {

@@ -115,7 +115,10 @@ export async function runRegister(
   };
   if (invocation.certificateOutput !== undefined) {
     const { registerCertificateAndReport } = await import('./register-certificate.js');
-    return registerCertificateAndReport(invocation, invocation.certificateOutput, io, run);
+    return registerCertificateAndReport(invocation, invocation.certificateOutput, io, run, {
+      registerAndReport,
+      reportError,
+    });
   }
   return registerAndReport(invocation, io, run);
 }

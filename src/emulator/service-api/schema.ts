@@ -1,5 +1,5 @@
 // The service API's enrollment documents (api-version 2021-10-01): validated field by field with messages
-// that name the field, normalised, and mapped to and from the emulator's own enrollment model (config.ts).
+// that name the field, normalised, and mapped to and from the emulator's own enrollment model (enrollments/config.ts).
 // Fields the emulator does not act on yet (reprovisionPolicy, customAllocationDefinition, capabilities,
 // caReferences, TPM) are kept in the document and returned as they were sent.
 import { randomBytes, X509Certificate } from 'node:crypto';
@@ -13,9 +13,9 @@ import {
   isIotHubHostName,
   normaliseThumbprint,
   type SymmetricKeyAttestation,
-} from '../config.js';
-import type { StoredEnrollmentGroup, StoredIndividualEnrollment } from '../enrollment-store.js';
-import { certificateInfo } from '../enrollments.js';
+} from '../enrollments/config.js';
+import { certificateInfo } from '../enrollments/enrollment-book.js';
+import type { StoredEnrollmentGroup, StoredIndividualEnrollment } from '../enrollments/enrollment-store.js';
 
 /** A document that cannot be accepted; `field` is its JSON path, e.g. `attestation.type`. */
 export class DocumentError extends Error {

@@ -7,10 +7,10 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JsonObject } from '../../protocol/responses.js';
 import { verifyServiceSasToken } from '../../protocol/service-sas.js';
-import type { EnrollmentStore } from '../enrollment-store.js';
-import { type HttpsHandler, pathnameOf } from '../https-router.js';
+import type { EnrollmentStore } from '../enrollments/enrollment-store.js';
 import type { EmulatorLogger } from '../log.js';
-import type { RegistrationRecord, RegistrationStore } from '../store.js';
+import { type HttpsHandler, pathnameOf } from '../network/https-router.js';
+import type { RegistrationRecord, RegistrationStore } from '../registrar/registration-store.js';
 import type { ServiceCredentials } from './credentials.js';
 import {
   DocumentError,

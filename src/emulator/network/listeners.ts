@@ -14,10 +14,10 @@ import {
   type Server as TlsServer,
 } from 'node:tls';
 import { createWebSocketStream, WebSocketServer } from 'ws';
+import type { EmulatorLogger } from '../log.js';
+import type { SessionPeer } from '../mqtt/mqtt-session.js';
+import type { CertificateAndKey } from '../pki/pki.js';
 import { pathnameOf } from './https-router.js';
-import type { EmulatorLogger } from './log.js';
-import type { CertificateAndKey } from './pki.js';
-import type { SessionPeer } from './session.js';
 
 export const WEBSOCKET_PATHS = ['/$iothub/websocket', '/'];
 export const WEBSOCKET_SUBPROTOCOLS = ['mqtt', 'MQTT'];

@@ -2,14 +2,14 @@
 // Refusals carry the CONNACK return code DPS uses: 4 for credentials that are malformed, 5 for
 // well-formed credentials that do not authorise this registration id.
 import { createHash, timingSafeEqual, X509Certificate } from 'node:crypto';
-import type { X509CertificateInfo } from '../protocol/responses.js';
+import type { X509CertificateInfo } from '../../protocol/responses.js';
 import {
   computeSasSignature,
   deriveDeviceKey,
   parseSasToken,
   SAS_KEY_NAME,
   sasResource,
-} from '../protocol/sas.js';
+} from '../../protocol/sas.js';
 import {
   type EmulatorConfig,
   type EnrollmentGroup,

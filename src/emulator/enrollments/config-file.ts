@@ -1,8 +1,8 @@
 // The emulator's configuration file (docs/emulator.md) as TypeScript types, for `startEmulator({ config })`
 // and `startEmulator({ enrollments })`: a misspelt field fails to compile, as parseEmulatorConfig refuses
 // it at run time. Certificates are PEM text or a file path (relative to the file, or to `configBaseDir`).
-import type { JsonObject, JsonValue } from '../protocol/responses.js';
-import type { CertificateIssuancePolicy } from './certificate-issuer.js';
+import type { JsonObject, JsonValue } from '../../protocol/responses.js';
+import type { CertificateIssuancePolicy } from './certificate-policy.js';
 
 export type AllocationPolicyConfig = 'hashed' | 'static';
 

@@ -2,7 +2,7 @@
 // and the device API over HTTPS. This file only decides which room a request belongs to; each API
 // lives in its own module and shares the registrar and the enrollment store with the MQTT listeners.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { SessionPeer } from './session.js';
+import type { SessionPeer } from '../mqtt/mqtt-session.js';
 
 /** One API's request handler; it owns the answer from here on. */
 export type HttpsHandler = (request: IncomingMessage, response: ServerResponse, peer: SessionPeer) => void;

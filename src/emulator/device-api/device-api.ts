@@ -9,19 +9,24 @@
 // the answer, responseDelayMs holds the answer back); dropBeforeConnack and dropAfterSuback name MQTT
 // packets and apply to MQTT connections only.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isValidApiVersion, isValidRegistrationId } from '../protocol/validate.js';
+import { isValidApiVersion, isValidRegistrationId } from '../../protocol/validate.js';
+import type { EnrollmentBook } from '../enrollments/enrollment-book.js';
+import type { EmulatorLogger } from '../log.js';
+import type { SessionPeer } from '../mqtt/mqtt-session.js';
+import type { HttpsHandler } from '../network/https-router.js';
 import {
   answerDeviceRequest,
   attestDevice,
   type DeviceRequest,
   type DeviceRequestContext,
   responseLogFields,
-} from './device-requests.js';
-import type { EnrollmentBook } from './enrollments.js';
-import type { HttpsHandler } from './https-router.js';
-import type { EmulatorLogger } from './log.js';
-import { type AuthenticatedDevice, type DpsResponse, ERROR_CODES, serviceError } from './registrar.js';
-import type { SessionPeer } from './session.js';
+} from '../registrar/device-requests.js';
+import {
+  type AuthenticatedDevice,
+  type DpsResponse,
+  ERROR_CODES,
+  serviceError,
+} from '../registrar/registrar.js';
 
 export interface DeviceApiContext extends DeviceRequestContext {
   book: EnrollmentBook;

@@ -6,11 +6,11 @@ import type {
   OperationStatus,
   RegistrationState,
   ServiceErrorBody,
-} from '../protocol/responses.js';
+} from '../../protocol/responses.js';
+import { effectiveCertificateIssuance } from '../enrollments/config.js';
+import { type Attested, certificateInfo, type EnrollmentBook } from '../enrollments/enrollment-book.js';
 import { type CertificateIssuer, checkCsr } from './certificate-issuer.js';
-import { effectiveCertificateIssuance } from './config.js';
-import { type Attested, certificateInfo, type EnrollmentBook } from './enrollments.js';
-import type { RegistrationRecord, RegistrationStore } from './store.js';
+import type { RegistrationRecord, RegistrationStore } from './registration-store.js';
 
 export interface DpsResponse {
   statusCode: number;

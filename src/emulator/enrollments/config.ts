@@ -3,9 +3,9 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { InvalidInputError } from '../protocol/errors.js';
-import type { JsonObject, JsonValue } from '../protocol/responses.js';
-import { isValidRegistrationId, validateIdScope } from '../protocol/validate.js';
+import { InvalidInputError } from '../../protocol/errors.js';
+import type { JsonObject, JsonValue } from '../../protocol/responses.js';
+import { isValidRegistrationId, validateIdScope } from '../../protocol/validate.js';
 import {
   type CertificateIssuancePolicy,
   DEFAULT_CERTIFICATE_ISSUANCE,
@@ -13,7 +13,7 @@ import {
   type IssuanceKeyType,
   MAX_VALIDITY_DAYS,
   MIN_VALIDITY_DAYS,
-} from './certificate-issuer.js';
+} from './certificate-policy.js';
 
 export type AllocationPolicy = 'hashed' | 'static';
 

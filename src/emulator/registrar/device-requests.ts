@@ -1,10 +1,14 @@
 // A device request, whichever transport carried it: who the device is (ID scope, SAS token or TLS client
 // certificate) and what the registrar answers, with the fault plan's say on throttling. The MQTT session
-// (session.ts) and the HTTPS device API (device-api.ts) both come through here, so the two transports
+// (mqtt/mqtt-session.ts) and the HTTPS device API (device-api/device-api.ts) both come through here, so the two transports
 // refuse the same credentials, count requests in one sequence and throttle them alike.
 import type { X509Certificate } from 'node:crypto';
-import { type AttestationResult, CONNACK_NOT_AUTHORIZED, type EnrollmentBook } from './enrollments.js';
-import type { FaultPlan, RequestFate } from './faults.js';
+import {
+  type AttestationResult,
+  CONNACK_NOT_AUTHORIZED,
+  type EnrollmentBook,
+} from '../enrollments/enrollment-book.js';
+import type { FaultPlan, RequestFate } from '../faults.js';
 import type { AuthenticatedDevice, DpsResponse, Registrar } from './registrar.js';
 
 export interface DeviceCredentials {

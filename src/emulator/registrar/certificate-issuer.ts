@@ -9,7 +9,7 @@ import {
   sign,
   X509Certificate,
 } from 'node:crypto';
-import { CsrFormatError, type ParsedCsr, readCsr } from '../protocol/csr-reader.js';
+import { CsrFormatError, type ParsedCsr, readCsr } from '../../protocol/csr-reader.js';
 import {
   type DerNode,
   decodeBitStringBytes,
@@ -28,26 +28,13 @@ import {
   Oid,
   readDer,
   Tag,
-} from '../protocol/der.js';
-import type { CertificateAndKey } from './pki.js';
-
-/** Key types an enrollment may accept: `rsa` means RSA of at least 2048 bits. */
-export type IssuanceKeyType = 'ec-p256' | 'ec-p384' | 'rsa';
-export const ISSUANCE_KEY_TYPES: readonly IssuanceKeyType[] = ['ec-p256', 'ec-p384', 'rsa'];
-
-export interface CertificateIssuancePolicy {
-  /** The issued certificate's lifetime, 7 to 90 days (DPS's policy range). */
-  validityDays: number;
-  keyTypes: IssuanceKeyType[];
-}
-
-export const MIN_VALIDITY_DAYS = 7;
-export const MAX_VALIDITY_DAYS = 90;
-export const MIN_RSA_BITS = 2048;
-export const DEFAULT_CERTIFICATE_ISSUANCE: Readonly<CertificateIssuancePolicy> = Object.freeze({
-  validityDays: 30,
-  keyTypes: [...ISSUANCE_KEY_TYPES],
-});
+} from '../../protocol/der.js';
+import {
+  type CertificateIssuancePolicy,
+  type IssuanceKeyType,
+  MIN_RSA_BITS,
+} from '../enrollments/certificate-policy.js';
+import type { CertificateAndKey } from '../pki/pki.js';
 
 /** The first api-version that carries `csr` (dates compare as text). */
 export const CERTIFICATE_ISSUANCE_API_VERSION = '2025-07-01-preview';

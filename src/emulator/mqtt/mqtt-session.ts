@@ -12,16 +12,16 @@ import {
   encodePublish,
   encodeSuback,
   encodeUnsuback,
-} from '../mqtt/server-codec.js';
-import { ProtocolError } from '../protocol/errors.js';
-import { parseRequestTopic, responseTopic, SUBSCRIBE_TOPIC } from '../protocol/topics.js';
-import { parseUsername } from '../protocol/username.js';
-import { isValidApiVersion, isValidRegistrationId } from '../protocol/validate.js';
-import { answerDeviceRequest, attestDevice } from './device-requests.js';
-import { CONNACK_BAD_USERNAME_OR_PASSWORD, type EnrollmentBook } from './enrollments.js';
-import type { FaultPlan } from './faults.js';
-import type { EmulatorLogger } from './log.js';
-import type { AuthenticatedDevice, DpsResponse, Registrar } from './registrar.js';
+} from '../../mqtt/server-codec.js';
+import { ProtocolError } from '../../protocol/errors.js';
+import { parseRequestTopic, responseTopic, SUBSCRIBE_TOPIC } from '../../protocol/topics.js';
+import { parseUsername } from '../../protocol/username.js';
+import { isValidApiVersion, isValidRegistrationId } from '../../protocol/validate.js';
+import { CONNACK_BAD_USERNAME_OR_PASSWORD, type EnrollmentBook } from '../enrollments/enrollment-book.js';
+import type { FaultPlan } from '../faults.js';
+import type { EmulatorLogger } from '../log.js';
+import { answerDeviceRequest, attestDevice } from '../registrar/device-requests.js';
+import type { AuthenticatedDevice, DpsResponse, Registrar } from '../registrar/registrar.js';
 
 /** Answers queued for a device that does not read them; above this the connection is closed. */
 export const MAX_UNREAD_RESPONSE_BYTES = 1024 * 1024;

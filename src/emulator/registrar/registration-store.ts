@@ -3,7 +3,7 @@
 // burst of thousands of registrations costs a few writes, not thousands.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { JsonObject } from '../protocol/responses.js';
+import type { JsonObject } from '../../protocol/responses.js';
 
 export interface RegistrationRecord {
   registrationId: string;

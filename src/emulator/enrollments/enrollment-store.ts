@@ -10,9 +10,9 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { JsonObject } from '../protocol/responses.js';
+import type { JsonObject } from '../../protocol/responses.js';
 import type { EnrollmentGroup, IndividualEnrollment } from './config.js';
-import type { EnrollmentSource } from './enrollments.js';
+import type { EnrollmentSource } from './enrollment-book.js';
 
 export interface StoredEnrollmentMeta {
   etag: string;
