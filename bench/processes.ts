@@ -76,10 +76,14 @@ export interface EmulatorProcess {
   stop(): Promise<void>;
 }
 
-/** The compiled emulator CLI in its own process, on ephemeral loopback ports, retry-after 0. */
+/**
+ * The compiled emulator CLI in its own process, on ephemeral loopback ports, retry-after 0; registrations
+ * in memory, or kept in `dataDir` (journal and snapshot, as a persistent emulator runs).
+ */
 export async function startEmulatorProcess(options: {
   pkiDir: string;
   pollsBeforeAssignment?: number;
+  dataDir?: string;
 }): Promise<EmulatorProcess> {
   const args = [
     EMULATOR_ENTRY,
@@ -93,8 +97,7 @@ export async function startEmulatorProcess(options: {
     '0',
     '--polls-before-assignment',
     String(options.pollsBeforeAssignment ?? 0),
-    '--pki-dir',
-    options.pkiDir,
+    ...(options.dataDir === undefined ? ['--pki-dir', options.pkiDir] : ['--data-dir', options.dataDir]),
     '--quiet',
   ];
   const child: ChildProcess = spawn(process.execPath, args, {

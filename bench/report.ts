@@ -4,6 +4,7 @@ import { distributionChartSvg } from './chart.js';
 import type { ColdResult } from './cold.js';
 import type { CapacityRun } from './emulator-capacity.js';
 import type { FleetResult, FleetRun } from './fleet.js';
+import { type FleetToolResult, renderFleetTool } from './fleet-tool.js';
 import type { FootprintResult } from './footprint.js';
 import type { CpuProfileSummary } from './profile.js';
 import { ONE_WAY_DELAY_MS, type RoundTripCase } from './round-trips.js';
@@ -29,6 +30,7 @@ export interface BenchResults {
   roundTrips?: RoundTripCase[];
   footprint?: FootprintResult;
   capacity?: CapacityRun[];
+  fleetTool?: FleetToolResult;
 }
 
 export function machineInfo(): MachineInfo {
@@ -296,6 +298,20 @@ export function renderReport(
       `| ours / official | ${ratio(ours.median, official.median)} | ${ratio(ours.p95, official.p95)} | | |`,
       '',
     );
+    if (warm.overMqtt) {
+      const oursMqtt = summarize(warm.overMqtt.ours);
+      const officialMqtt = summarize(warm.overMqtt.official);
+      push(
+        'The same over MQTT over TLS (port 8883, no WebSocket):',
+        '',
+        '| client | median ms | p95 ms | min ms | max ms |',
+        '| --- | ---: | ---: | ---: | ---: |',
+        `| ours | ${fixed(oursMqtt.median, 2)} | ${fixed(oursMqtt.p95, 2)} | ${fixed(oursMqtt.min, 2)} | ${fixed(oursMqtt.max, 2)} |`,
+        `| official SDK | ${fixed(officialMqtt.median, 2)} | ${fixed(officialMqtt.p95, 2)} | ${fixed(officialMqtt.min, 2)} | ${fixed(officialMqtt.max, 2)} |`,
+        `| ours / official | ${ratio(oursMqtt.median, officialMqtt.median)} | ${ratio(oursMqtt.p95, officialMqtt.p95)} | | |`,
+        '',
+      );
+    }
   }
 
   if (fleet) {
@@ -377,7 +393,7 @@ export function renderReport(
     push(
       '## 6. Emulator capacity',
       '',
-      "A fresh emulator process per transport, loaded by our client (one client process, fleet mode). The emulator's CPU time comes from `/proc/<pid>/stat`. With two cores the client process takes one: the emulator's core utilisation says whether it, or the client, was the bottleneck; CPU ms per registration gives what one emulator core sustains.",
+      "A fresh emulator process per transport, loaded by our client (one client process, fleet mode). The emulator's CPU time comes from `/proc/<pid>/stat`. With two cores the client process takes one: the emulator's core utilisation says whether it, or the client, was the bottleneck; CPU ms per registration gives what one emulator core sustains. The `--data-dir` row keeps the registrations on disk: each assignment is appended to the journal before the device is answered (and fsynced in batches), so the difference to the first row is the cost of durability.",
       '',
       '| transport | registrations | concurrency | registrations / s | emulator CPU ms / registration | emulator core utilisation | registrations per emulator core second | latency median / p95 ms | failed |',
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -385,11 +401,13 @@ export function renderReport(
     for (const run of capacity) {
       const latency = summarize(run.latencyMs);
       push(
-        `| ${run.transport === 'mqtt' ? 'MQTT over TLS' : 'MQTT over WebSocket over TLS'} | ${run.registrations} | ${run.concurrency} | ${fixed(run.registrationsPerSecond, 0)} | ${fixed(run.emulatorCpuMsPerRegistration, 2)} | ${fixed(run.emulatorCoreUtilisation * 100, 0)}% | ${fixed(run.registrationsPerEmulatorCoreSecond, 0)} | ${fixed(latency.median)} / ${fixed(latency.p95)} | ${run.failures} |`,
+        `| ${run.transport === 'mqtt' ? 'MQTT over TLS' : 'MQTT over WebSocket over TLS'}${run.persistent ? ', `--data-dir` (journalled)' : ''} | ${run.registrations} | ${run.concurrency} | ${fixed(run.registrationsPerSecond, 0)} | ${fixed(run.emulatorCpuMsPerRegistration, 2)} | ${fixed(run.emulatorCoreUtilisation * 100, 0)}% | ${fixed(run.registrationsPerEmulatorCoreSecond, 0)} | ${fixed(latency.median)} / ${fixed(latency.p95)} | ${run.failures} |`,
       );
     }
     push('');
   }
+
+  if (results.fleetTool) push(...renderFleetTool(results.fleetTool));
 
   if (cold) {
     push(

@@ -4,7 +4,8 @@
 //                        to bench/out/ (git-ignored) so that a quick check never replaces the committed report
 //   --out FILE           where the markdown goes (default docs/benchmarks.md, or bench/out/benchmarks.md
 //                        with --quick); the SVG goes next to it
-//   --only a,b           run only these sections: cold, warm, fleet, round-trips, footprint, capacity
+//   --only a,b           run only these sections: cold, warm, fleet, round-trips, footprint, capacity,
+//                        fleet-tool
 //   --raw FILE           also write the raw measurements as JSON
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,7 @@ import { benchCold } from './cold.js';
 import { type BenchContext, deviceKeyFor } from './context.js';
 import { benchEmulatorCapacity } from './emulator-capacity.js';
 import { benchFleet } from './fleet.js';
+import { benchFleetTool } from './fleet-tool.js';
 import { benchFootprint } from './footprint.js';
 import { distIsStale, REPO_ROOT, runProcess, startEmulatorProcess } from './processes.js';
 import { type BenchResults, machineInfo, renderReport } from './report.js';
@@ -27,7 +29,7 @@ const FULL_REPORT = join(REPO_ROOT, 'docs', 'benchmarks.md');
 /** Where --quick runs go unless --out says otherwise (git-ignored). */
 const QUICK_REPORT = join(REPO_ROOT, 'bench', 'out', 'benchmarks.md');
 
-const SECTIONS = ['cold', 'warm', 'fleet', 'round-trips', 'footprint', 'capacity'] as const;
+const SECTIONS = ['cold', 'warm', 'fleet', 'round-trips', 'footprint', 'capacity', 'fleet-tool'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function parseCommandLine(): { quick: boolean; out: string; only: Set<Section>; raw: string | undefined } {
@@ -103,6 +105,7 @@ async function main(): Promise<void> {
   try {
     results.footprint = await timed('footprint', () => benchFootprint(context));
     results.capacity = await timed('capacity', () => benchEmulatorCapacity(context));
+    results.fleetTool = await timed('fleet-tool', () => benchFleetTool(context));
   } finally {
     rmSync(pkiDir, { recursive: true, force: true });
   }

@@ -17,6 +17,7 @@ const SECTIONS = [
   '## 4. Round trips',
   '## 5. Footprint',
   '## 6. Emulator capacity',
+  '## 7. Fleet tool (`dps-mqtt fleet`)',
   '## Where the time goes (cold process profile)',
   '## Where the time goes (fleet client profile)',
 ];
@@ -70,6 +71,7 @@ test('bench --quick writes a report with every section, numeric figures and the 
     assert.match(report, /\| official SDK, MqttWs \| \d+ \| 5 \|/);
     assert.match(report, /\| size on disk, MB \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|/);
     assert.match(report, /\| MQTT over TLS \| \d+ \| \d+ \| \d+ \|/);
+    assert.match(report, /\| 300 \| \d+ \| \d+\.\d\d \| \d+ \/ \d+ \/ \d+ \| \d+/, 'the fleet tool row');
     assert.doesNotMatch(report, /\bNaN\b/);
     assert.ok(existsSync(chart), 'the latency chart is written next to the report');
     assert.match(readFileSync(chart, 'utf8'), /^<svg [^>]*>[\s\S]*<path d="M [\d.]+ [\d.]+ H/);

@@ -134,7 +134,8 @@ describe('emulator configuration', () => {
       },
       /enrolled twice/,
     ],
-    ['an unknown allocation policy', { allocationPolicy: 'geoLatency' }, /"hashed" or "static"/],
+    ['an unknown allocation policy', { allocationPolicy: 'nearest' }, /"hashed", "static" or "geoLatency"/],
+    ['a custom allocation policy for the whole instance', { allocationPolicy: 'custom' }, /per enrollment/],
   ];
   for (const [name, json, message] of invalid) {
     test(`refused: ${name}`, async () => {

@@ -153,7 +153,8 @@ describe('TLS IO', () => {
         error.message,
         /is not trusted \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)/,
       );
-      assert.match(error.message, /trustedCa/);
+      assert.match(error.hint ?? '', /trustedCa/);
+      assert.equal(error.reason, 'untrusted-certificate');
       assert.ok(performance.now() - started < 2_000);
       await Promise.all(echo.closed);
     });
@@ -161,7 +162,7 @@ describe('TLS IO', () => {
     test('no trustedCa: the public roots do not trust a private CA', async () => {
       const error = await rejectionOf(openTls({ host: 'localhost', port: echo.port }));
       assert.ok(error instanceof TransportError && error.phase === 'tls' && !error.retryable, String(error));
-      assert.match(error.message, /pass the CA that issued it as trustedCa/);
+      assert.match(error.hint ?? '', /pass the CA that issued it as trustedCa/);
     });
 
     test('through an HTTP CONNECT proxy, TLS runs inside the tunnel to the DPS host', async () => {

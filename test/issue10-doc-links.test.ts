@@ -6,6 +6,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
 import { test } from 'node:test';
 
+const REPOSITORY_FILES = 'https://github.com/dps-mqtt/dps-mqtt/blob/main/';
+
 const DOCUMENTS = [
   'README.md',
   ...readdirSync('docs')
@@ -25,8 +27,14 @@ function brokenLinks(
 ): string[] {
   const broken: string[] = [];
   for (const match of prose(markdown).matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
-    const target = match[1]!.split('#')[0]!;
-    if (target === '' || /^[a-z][a-z0-9+.-]*:/i.test(target)) continue;
+    let target = match[1]!.split('#')[0]!;
+    // Links to this repository's own files by URL (the package ships no documents) are checked too.
+    if (target.startsWith(REPOSITORY_FILES)) target = `/${target.slice(REPOSITORY_FILES.length)}`;
+    else if (target === '' || /^[a-z][a-z0-9+.-]*:/i.test(target)) continue;
+    if (target.startsWith('/')) {
+      if (!exists(normalize(target.slice(1)))) broken.push(`${document}: link to ${match[1]}`);
+      continue;
+    }
     if (!exists(normalize(join(dirname(document), target)))) broken.push(`${document}: link to ${match[1]}`);
   }
   return broken;

@@ -3,7 +3,7 @@
 // `prepare` script (npm 11 warns about it on install; `prepack` builds instead).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { before, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -111,7 +111,22 @@ test('the documents the README links to are in the package, and so are their own
   assert.deepEqual(missing, []);
 });
 
-test('the documents the CLI help names are in the package', () => {
+// The package ships no documents (the device install has a 1 MB budget): the README and the CLI help link
+// to them by the repository's URL, and each such link names a file the repository has.
+const DOCS_BASE = 'https://github.com/dps-mqtt/dps-mqtt/blob/main/';
+
+function repositoryLinks(text: string): string[] {
+  return [...text.matchAll(/https:\/\/github\.com\/dps-mqtt\/dps-mqtt\/blob\/main\/([\w./-]+)/g)].map(
+    (match) => match[1]!,
+  );
+}
+
+test('the README and the CLI help link to documents by repository URL, each naming a file that exists', () => {
+  const manifest = JSON.parse(readFileSync('package.json', 'utf8'));
+  assert.equal(
+    `${manifest.repository.url.replace(/^git\+/, '').replace(/\.git$/, '')}/blob/main/`,
+    DOCS_BASE,
+  );
   const sources = (dir: string): string[] =>
     readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
       entry.isDirectory()
@@ -120,11 +135,14 @@ test('the documents the CLI help names are in the package', () => {
           ? [join(dir, entry.name)]
           : [],
     );
-  const named = new Set<string>();
+  const linked = new Set<string>(repositoryLinks(readFileSync('README.md', 'utf8')));
+  const fromHelp = new Set<string>();
   for (const file of [...sources('src/cli'), 'src/emulator/cli.ts']) {
-    for (const match of readFileSync(file, 'utf8').matchAll(/\bdocs\/[\w.-]+\.md\b/g)) named.add(match[0]);
+    for (const path of repositoryLinks(readFileSync(file, 'utf8'))) fromHelp.add(path);
   }
-  assert.ok(named.has('docs/cli.md'), 'the main help names docs/cli.md');
-  const missing = [...named].filter((path) => !packed.has(path));
+  assert.ok(fromHelp.has('docs/cli.md'), 'the main help links docs/cli.md');
+  assert.ok(fromHelp.has('docs/emulator.md'), 'the emulator help links docs/emulator.md');
+  const missing = [...linked, ...fromHelp].filter((path) => !existsSync(path));
   assert.deepEqual(missing, []);
+  assert.ok(![...packed].some((path) => path.startsWith('docs/')), 'no document is shipped');
 });

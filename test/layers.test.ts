@@ -54,7 +54,7 @@ const ALLOWED: Record<string, string[]> = {
   diagnose: ['protocol', 'mqtt', 'io', 'transport', 'client'],
   cli: ['protocol', 'mqtt', 'io', 'transport', 'client', 'emulator', 'diagnose', 'fleet'],
   fleet: ['protocol', 'mqtt', 'io', 'transport', 'client'],
-  '.': ['protocol', 'mqtt', 'io', 'transport', 'client'],
+  '.': ['protocol', 'mqtt', 'io', 'transport', 'client', 'fleet'],
 };
 
 // Inside the emulator: rooms that must stay free of sockets and of the listeners.

@@ -86,13 +86,16 @@ before(async () => {
   for (const file of ['package.json', 'README.md', 'LICENSE']) cpSync(join(REPO, file), join(stage, file));
   for (const file of readdirSync(join(REPO, 'docs')).filter((name) => name.endsWith('.md')))
     cpSync(join(REPO, 'docs', file), join(stage, 'docs', file));
-  await run(process.execPath, [
-    join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'),
-    '-p',
-    join(REPO, 'tsconfig.build.json'),
-    '--outDir',
-    join(stage, 'dist'),
-  ]);
+  // The two halves of `npm run build`: comment-free JavaScript, then the declarations.
+  for (const config of ['tsconfig.build.json', 'tsconfig.types.json']) {
+    await run(process.execPath, [
+      join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '-p',
+      join(REPO, config),
+      '--outDir',
+      join(stage, 'dist'),
+    ]);
+  }
   const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', scratch], {
     cwd: stage,
     maxBuffer: 16 * 1024 * 1024,

@@ -92,7 +92,7 @@ function usageErrorFromParseArgs(error: unknown): UsageError {
 }
 
 /** Runs a protocol validator and turns its error into a UsageError naming the flag. */
-function checked<T>(flag: string, validate: () => T): T {
+export function checked<T>(flag: string, validate: () => T): T {
   try {
     return validate();
   } catch (error) {
@@ -101,7 +101,7 @@ function checked<T>(flag: string, validate: () => T): T {
   }
 }
 
-function readFlagFile(flag: string, path: string, readText: ReadText): string {
+export function readFlagFile(flag: string, path: string, readText: ReadText): string {
   try {
     return readText(path);
   } catch (error) {
@@ -396,7 +396,7 @@ function parseSecurity(
   );
 }
 
-function parseEndpoint(endpoint: string): string {
+export function parseEndpoint(endpoint: string): string {
   if (endpoint.includes('://')) {
     throw new UsageError(
       `--endpoint: give a host name or host:port, not a URL (got ${JSON.stringify(endpoint)})`,
@@ -412,7 +412,7 @@ function parseEndpoint(endpoint: string): string {
   return endpoint;
 }
 
-function parseTransport(transport: string): TransportKind {
+export function parseTransport(transport: string): TransportKind {
   if (transport === 'mqtt-ws' || transport === 'mqtt') return transport;
   throw new UsageError(
     `--transport must be mqtt-ws (MQTT over WebSocket, port 443) or mqtt (MQTT over TLS, port 8883), not ${JSON.stringify(transport)}`,
@@ -420,7 +420,7 @@ function parseTransport(transport: string): TransportKind {
   );
 }
 
-function parseCa(path: string, readText: ReadText): string {
+export function parseCa(path: string, readText: ReadText): string {
   const pem = readFlagFile('--ca', path, readText);
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
     throw new UsageError(`--ca: ${JSON.stringify(path)} contains no PEM certificate`, '--ca');
@@ -429,7 +429,7 @@ function parseCa(path: string, readText: ReadText): string {
 }
 
 /** `--payload '{"model":"x"}'`, or `--payload @file.json`. */
-function parsePayload(text: string, readText: ReadText): JsonValue {
+export function parsePayload(text: string, readText: ReadText): JsonValue {
   const json = text.startsWith('@') ? readFlagFile('--payload', text.slice(1), readText) : text;
   try {
     return JSON.parse(json) as JsonValue;
@@ -439,7 +439,7 @@ function parsePayload(text: string, readText: ReadText): JsonValue {
   }
 }
 
-function parseTimeout(text: string): number {
+export function parseTimeout(text: string): number {
   const seconds = Number(text);
   if (text.trim() === '' || !Number.isFinite(seconds) || seconds <= 0) {
     throw new UsageError(
@@ -456,7 +456,7 @@ function parseTimeout(text: string): number {
   return Math.round(seconds * 1000);
 }
 
-function proxyPasswordOf(proxyUrl: string): string[] {
+export function proxyPasswordOf(proxyUrl: string): string[] {
   try {
     const url = new URL(proxyUrl.includes('://') ? proxyUrl : `http://${proxyUrl}`);
     return url.password ? [url.password, decodeURIComponent(url.password)] : [];

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { ExitCode } from './exit-codes.js';
 import { type CliIo, processIo } from './output.js';
 
-const COMMANDS = ['register', 'derive-key', 'csr', 'emulator', 'demo'];
+const COMMANDS = ['register', 'diagnose', 'fleet', 'derive-key', 'csr', 'emulator', 'demo'];
 
 const MAIN_USAGE = `Usage: dps-mqtt <command> [options]
 
@@ -12,13 +12,15 @@ A client and local emulator for the Azure IoT Device Provisioning Service over M
 
 Commands
   register     register a device and print its IoT hub assignment
+  diagnose     find out why a device cannot provision, step by step (same flags as register)
+  fleet        register many devices at once (onboarding, load tests): progress, results, summary
   derive-key   print a group enrollment member's device key
   csr          make a key pair and print its certificate signing request (CN = registration id)
   emulator     run a local DPS emulator (MQTT over TLS and over WebSocket)
   demo         quick start: emulator + one registration, then exit (npm start)
 
 Run "dps-mqtt help <command>" (or "dps-mqtt <command> --help") for a command's options, and
-"dps-mqtt --version" for the version. Documentation: docs/cli.md
+"dps-mqtt --version" for the version. Documentation: https://github.com/dps-mqtt/dps-mqtt/blob/main/docs/cli.md
 
 Examples
   dps-mqtt demo
@@ -58,6 +60,10 @@ async function runCli(argv: string[], io: CliIo): Promise<number> {
       return ExitCode.ok;
     case 'register':
       return (await import('./commands/register.js')).runRegister(rest, io);
+    case 'diagnose':
+      return (await import('./commands/diagnose.js')).runDiagnose(rest, io);
+    case 'fleet':
+      return (await import('./commands/fleet.js')).runFleet(rest, io);
     case 'derive-key':
       return (await import('./commands/derive-key.js')).runDeriveKey(rest, io);
     case 'csr':
@@ -78,7 +84,7 @@ async function runCli(argv: string[], io: CliIo): Promise<number> {
       return ExitCode.ok;
     default:
       io.stderr.write(
-        `dps-mqtt: unknown command ${JSON.stringify(command)}: use register, derive-key, csr, emulator or demo (run "dps-mqtt --help")\n`,
+        `dps-mqtt: unknown command ${JSON.stringify(command)}: use register, diagnose, fleet, derive-key, csr, emulator or demo (run "dps-mqtt --help")\n`,
       );
       return ExitCode.usage;
   }

@@ -1,6 +1,8 @@
 // What `dps-mqtt` prints: progress lines on stderr, the result for people or as one JSON object on
 // stdout, and errors as one line. Everything derived from options or errors passes through redact().
 import type { ProgressEvent, RegistrationResult, TransportKind } from '../client/types.js';
+import { flagHintForReason } from '../diagnose/flag-hints.js';
+import type { TransportFailureReason } from '../protocol/errors.js';
 import { redact } from '../protocol/redact.js';
 import { UsageError } from './args.js';
 
@@ -65,10 +67,23 @@ export function describeProgress(event: ProgressEvent, context: ProgressContext 
       const status = event.statusCode === undefined ? '' : ` (status ${event.statusCode})`;
       return `transient failure${status}: ${event.reason}; retrying in ${seconds(event.waitMs)} (attempt ${event.attempt})`;
     }
-    case 'assigned':
-      return `assigned to ${event.assignedHub} as ${event.deviceId}`;
+    case 'assigned': {
+      const assigned = `assigned to ${event.assignedHub} as ${event.deviceId}`;
+      const moved = event.substatus === undefined ? undefined : MOVED_SUBSTATUS.get(event.substatus);
+      // The registration state names no previous hub: the substatus is what says the device moved.
+      return moved === undefined
+        ? assigned
+        : `${assigned}, moved from its previous hub (${event.substatus}: ${moved})`;
+    }
   }
 }
+
+/** The substatuses DPS reports when a registration moved the device to another IoT hub, in words. */
+const MOVED_SUBSTATUS = new Map<string, string>([
+  ['deviceDataMigrated', 'its twin and device id were migrated from the previous hub'],
+  ['deviceDataReset', "its twin was reset to the enrollment's initial twin"],
+  ['reprovisionedToInitialAssignment', 'back on a hub it was assigned to before'],
+]);
 
 /** An onProgress callback that prints `[ 0.2 s] connected` lines, secrets redacted. */
 export function progressPrinter(
@@ -132,6 +147,8 @@ export interface ErrorJson {
     trackingId?: string;
     /** What went wrong last before a timeout, e.g. the refused connection that kept being retried. */
     cause?: { code: string; phase: string | undefined; message: string };
+    /** `npx dps-mqtt diagnose ...` with the same flags (secrets as placeholders), for a failure. */
+    diagnose?: string;
   };
 }
 
@@ -143,6 +160,7 @@ interface ErrorFields {
   errorCode?: unknown;
   trackingId?: unknown;
   cause?: unknown;
+  reason?: unknown;
 }
 
 /** CLI wording for errors the library leaves without a hint. */
@@ -165,7 +183,11 @@ export function errorJson(error: unknown, secrets: readonly string[] = []): Erro
   const message = redact(error instanceof Error ? error.message : String(error), secrets);
   const code = stringOrUndefined(fields.code);
   const phase = stringOrUndefined(fields.phase);
-  const hint = stringOrUndefined(fields.hint) ?? cliHint(code, phase);
+  // A failure whose reason the IO knew gets advice in flags, not in the library's option names.
+  const hint =
+    flagHintForReason(stringOrUndefined(fields.reason) as TransportFailureReason | undefined) ??
+    stringOrUndefined(fields.hint) ??
+    cliHint(code, phase);
   const body: ErrorJson['error'] =
     error instanceof UsageError
       ? { code: 'ERR_INVALID_INPUT', phase: 'input', message, hint: 'run with --help for the options' }

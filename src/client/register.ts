@@ -8,6 +8,7 @@ import {
   CertificateChainError,
   type DpsError,
   InvalidInputError,
+  type Phase,
   ProtocolError,
   ProvisioningServiceError,
   ProxyError,
@@ -74,7 +75,7 @@ export async function register(
 ): Promise<RegistrationResult> {
   const plan = prepare(options);
   checkCallOptions(call);
-  if (call.signal?.aborted) throw new AbortError();
+  if (call.signal?.aborted) throw abortedByCaller(call.signal, 'input');
   // The CSR (a new key pair, or the caller's CSR checked) is ready before the network is touched.
   const [provider, certificate] = await Promise.all([
     plan.transport === 'mqtt' ? mqttTlsProtocolLazy() : mqttWsProtocolLazy(),
@@ -82,7 +83,7 @@ export async function register(
       ? undefined
       : prepareCertificateRequest(plan.certificate, plan.security.registrationId),
   ]);
-  if (call.signal?.aborted) throw new AbortError();
+  if (call.signal?.aborted) throw abortedByCaller(call.signal, 'input');
   const handle = provider.create({
     uri: plan.endpoint,
     hsmType: plan.security.kind,
@@ -272,6 +273,8 @@ function runRegistration(
   const counters = { connections: 0, polls: 0, transientRetries: 0, failures: 0 };
   let operationId: string | undefined;
   let lastError: DpsError | undefined;
+  // Where the registration is, for errors raised from outside the transport (deadline, caller's abort).
+  let phase: Phase = 'tcp';
   const emit = (event: ProgressEvent) => {
     try {
       options.onProgress?.(event);
@@ -288,10 +291,11 @@ function runRegistration(
       finish(
         new TimeoutError(`registration did not complete within ${plan.timeoutMs} ms${cause}`, {
           cause: lastError,
+          phase: lastError?.phase ?? phase,
         }),
       );
     }, plan.timeoutMs);
-    const onAbort = () => finish(new AbortError());
+    const onAbort = () => finish(abortedByCaller(call.signal as AbortSignal, phase));
     call.signal?.addEventListener('abort', onAbort, { once: true });
 
     function finish(outcome: RegistrationResult | DpsError): void {
@@ -332,6 +336,7 @@ function runRegistration(
         finish(
           new TimeoutError(`the next attempt would pass the ${plan.timeoutMs} ms deadline${cause}`, {
             cause: lastError,
+            phase: lastError?.phase ?? phase,
           }),
         );
         return;
@@ -344,13 +349,18 @@ function runRegistration(
 
     function onStatus(status: TransportStatus): void {
       if (status.status === 'connecting') {
+        // Opening covers proxy, TCP, TLS and WebSocket; the transport reports only its start.
+        phase = 'tcp';
         counters.connections += 1;
         emit({ type: 'connecting', attempt: counters.connections });
       } else if (status.status === 'connected') {
+        phase = 'subscribe';
         emit({ type: 'connected' });
       } else if (status.status === 'registering') {
+        phase = 'register';
         emit({ type: 'registering' });
       } else if (status.status === 'assigning') {
+        phase = 'poll';
         operationId = status.operationId;
         counters.failures = 0;
         emit({
@@ -383,7 +393,12 @@ function runRegistration(
           finish(error as DpsError); // a chain that fails a check is never a silent success
           return;
         }
-        emit({ type: 'assigned', assignedHub: outcome.assignedHub, deviceId: outcome.deviceId });
+        emit({
+          type: 'assigned',
+          assignedHub: outcome.assignedHub,
+          deviceId: outcome.deviceId,
+          ...(state.substatus === undefined ? {} : { substatus: state.substatus }),
+        });
         const result: RegistrationResult = {
           registrationId: security.registrationId,
           assignedHub: outcome.assignedHub,
@@ -440,6 +455,22 @@ function runRegistration(
     }
     step();
   });
+}
+
+/**
+ * The error for a caller's abort: a TimeoutError when the signal's reason is a timeout (an
+ * `AbortSignal.timeout()`), an AbortError otherwise; either keeps the signal's reason as its cause.
+ */
+function abortedByCaller(signal: AbortSignal, phase: Phase): DpsError {
+  const reason: unknown = signal.reason;
+  const during = phase === 'input' ? 'before anything was sent' : `during the ${phase} phase`;
+  if (reason instanceof Error && reason.name === 'TimeoutError') {
+    return new TimeoutError(`the caller's AbortSignal timed out ${during} (${reason.message})`, {
+      phase,
+      cause: reason,
+    });
+  }
+  return new AbortError(`the registration was aborted by the caller ${during}`, { phase, cause: reason });
 }
 
 /** Drops, unanswered requests, 429/5xx and "server unavailable" are worth another try. */

@@ -162,7 +162,13 @@ export type ProgressEvent =
   | { type: 'registering' }
   | { type: 'assigning'; operationId: string; pollCount: number; retryAfterMs: number }
   | { type: 'transient'; reason: string; statusCode?: number; waitMs: number; attempt: number }
-  | { type: 'assigned'; assignedHub: string; deviceId: string };
+  | {
+      type: 'assigned';
+      assignedHub: string;
+      deviceId: string;
+      /** registrationState.substatus: `deviceDataMigrated`, `deviceDataReset` and `reprovisionedToInitialAssignment` mean the device moved hubs. */
+      substatus?: string;
+    };
 
 export interface RegistrationTimings {
   /** From register() to the result. */

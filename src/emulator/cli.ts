@@ -1,5 +1,7 @@
 // `dps-mqtt emulator`: parse flags, start the emulator, print the ready line, stop on SIGINT/SIGTERM.
 // stdout carries one machine-readable JSON line; people read stderr (hints, then the JSON log).
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isValidRegistrationId, validateIdScope } from '../protocol/validate.js';
 import { EmulatorDirectoryError } from './directory-error.js';
@@ -31,6 +33,7 @@ import {
   startEmulator,
 } from './index.js';
 import { jsonLinesLogger } from './log.js';
+import { EmulatorDataDirInUseError } from './storage/data-dir-lock.js';
 
 export const EMULATOR_USAGE = `Usage: dps-mqtt emulator [options]
 
@@ -43,7 +46,7 @@ Listeners
   --server-name NAME             extra DNS name or IP for the server certificate (repeatable)
 
 Enrollments
-  --config FILE                  enrollments JSON (docs/emulator.md); without it, the demo enrollments
+  --config FILE                  enrollments JSON (schema in the documentation); without it, the demo enrollments
   --id-scope SCOPE               the ID scope (default 0ne00000000, or the config file's)
   --device ID=KEY                add an individual symmetric-key enrollment (repeatable)
   --group-key KEY                add a symmetric-key enrollment group "cli-group" (device keys derived)
@@ -51,7 +54,8 @@ Enrollments
   --hub HOST                     linked IoT hub host name (repeatable; replaces the config's)
 
 State
-  --data-dir DIR                 keep the PKI and the registrations here (they survive a restart)
+  --data-dir DIR                 keep the PKI, registrations and enrollments here (they survive a restart,
+                                 even a kill -9); one emulator per directory
   --pki-dir DIR                  where the PKI lives without --data-dir (default ${defaultPkiDir()})
 
 Behaviour (tests and benchmarks)
@@ -72,6 +76,10 @@ Certificate issuance (a register request with a csr; an enrollment's own policy 
   --cert-key-types LIST          accepted CSR keys, of ec-p256,ec-p384,rsa (default all; rsa = RSA >= 2048 bits;
                                  ec-p384 alone = strict, as DPS's docs say)
 
+Custom allocation (enrollments with allocationPolicy "custom")
+  --webhook-timeout MS           a webhook that has not answered by then fails the registration (default 10000)
+  --webhook-ca FILE              trust https: webhooks with this CA (PEM) instead of Node's defaults
+
 Limits
   --connect-timeout MS           TLS, the WebSocket upgrade and CONNECT must be done within this (default 10000)
   --max-packet-bytes N           MQTT packets above this size close the connection (default 65536)
@@ -79,6 +87,12 @@ Limits
 Output
   --quiet                        no log lines on stderr (the ready line is still printed)
   -h, --help                     this help
+
+Exit codes: 0 stopped, 1 could not start, 2 bad usage, 3 data directory in use by another emulator,
+4 stopped but writes to the data directory failed (printed on stderr)
+
+Documentation (the enrollments JSON, the service API, certificate issuance):
+  https://github.com/dps-mqtt/dps-mqtt/blob/main/docs/emulator.md
 `;
 
 export interface EmulatorCliIo {
@@ -90,7 +104,21 @@ export interface EmulatorCliIo {
 
 class UsageError extends Error {}
 
-/** Runs until SIGINT or SIGTERM; resolves with the exit code (0 stopped, 1 failed to start, 2 bad usage). */
+/** Exit codes of `dps-mqtt emulator` (docs/cli.md). */
+export const EMULATOR_EXIT_CODES = {
+  stopped: 0,
+  couldNotStart: 1,
+  badUsage: 2,
+  /** Another emulator (a live process) holds the data directory; the message names it. */
+  dataDirInUse: 3,
+  /** Stopped, but writes to the data directory failed: some acknowledged state is not on disk. */
+  stateNotSaved: 4,
+} as const;
+
+/**
+ * Runs until SIGINT or SIGTERM; resolves with the exit code (0 stopped, 1 failed to start, 2 bad usage,
+ * 3 data directory in use, 4 stopped with writes to the data directory failed).
+ */
 export async function runEmulatorCli(
   argv: string[],
   io: EmulatorCliIo = { stdout: process.stdout, stderr: process.stderr, signals: process },
@@ -116,6 +144,10 @@ export async function runEmulatorCli(
   try {
     emulator = await startEmulator(options);
   } catch (error) {
+    if (error instanceof EmulatorDataDirInUseError) {
+      io.stderr.write(`dps-mqtt emulator: could not start: ${error.message} (--data-dir DIR)\n`);
+      return EMULATOR_EXIT_CODES.dataDirInUse;
+    }
     const flag =
       error instanceof EmulatorDirectoryError
         ? ` (${error.option === 'dataDir' ? '--data-dir' : '--pki-dir'} DIR)`
@@ -137,6 +169,8 @@ export async function runEmulatorCli(
     io.signals.once('SIGINT', stop);
     io.signals.once('SIGTERM', stop);
   });
+  // Absolute, so the line still works from another directory (a relative --data-dir gives a relative path).
+  const caPath = emulator.caPath === undefined ? undefined : resolve(emulator.caPath);
   io.stdout.write(
     `${JSON.stringify({
       event: 'ready',
@@ -144,13 +178,22 @@ export async function runEmulatorCli(
       mqttPort: emulator.mqttPort,
       wssPort: emulator.wssPort,
       idScope: emulator.idScope,
-      ca: emulator.caPath,
+      ca: caPath,
       serviceConnectionString: emulator.serviceConnectionString,
     })}\n`,
   );
-  io.stderr.write(hints(emulator, options));
+  io.stderr.write(hints(emulator, caPath, options));
   await stopped;
-  return 0;
+  // Failed writes were logged as they happened; at exit they are said once more, whatever the log level.
+  const storeErrors = emulator.storeErrors();
+  if (storeErrors.length > 0) {
+    io.stderr.write(
+      `dps-mqtt emulator: stopped, but ${storeErrors.length} write${storeErrors.length === 1 ? '' : 's'} to the data directory failed: registrations or enrollments acknowledged since are not all on disk\n`,
+    );
+    for (const error of storeErrors) io.stderr.write(`  ${error.message}\n`);
+    return EMULATOR_EXIT_CODES.stateNotSaved;
+  }
+  return EMULATOR_EXIT_CODES.stopped;
 }
 
 function parseCliOptions(argv: string[]): (EmulatorOptions & { quiet: boolean }) | 'help' {
@@ -257,6 +300,18 @@ function parseCliOptions(argv: string[]): (EmulatorOptions & { quiet: boolean })
   if (values['max-packet-bytes'] !== undefined) {
     options.maxPacketBytes = positiveInteger(values['max-packet-bytes'], '--max-packet-bytes');
   }
+  const allocationWebhook: NonNullable<EmulatorOptions['allocationWebhook']> = {};
+  if (values['webhook-timeout'] !== undefined) {
+    allocationWebhook.timeoutMs = positiveInteger(values['webhook-timeout'], '--webhook-timeout');
+  }
+  if (values['webhook-ca'] !== undefined) {
+    try {
+      allocationWebhook.ca = readFileSync(values['webhook-ca'], 'utf8');
+    } catch (error) {
+      throw new UsageError(`--webhook-ca: cannot read ${values['webhook-ca']}: ${String(error)}`);
+    }
+  }
+  if (Object.keys(allocationWebhook).length > 0) options.allocationWebhook = allocationWebhook;
   const certificateIssuance: NonNullable<EmulatorOptions['certificateIssuance']> = {};
   if (values['cert-validity-days'] !== undefined) {
     const days = integer(values['cert-validity-days'], '--cert-validity-days');
@@ -305,6 +360,8 @@ function parse(argv: string[]) {
       'response-delay': { type: 'string' },
       'connect-timeout': { type: 'string' },
       'max-packet-bytes': { type: 'string' },
+      'webhook-timeout': { type: 'string' },
+      'webhook-ca': { type: 'string' },
       'cert-validity-days': { type: 'string' },
       'cert-key-types': { type: 'string' },
       quiet: { type: 'boolean' },
@@ -363,13 +420,13 @@ function port(text: string, flag: string): number {
   return value;
 }
 
-function hints(emulator: RunningEmulator, options: EmulatorOptions): string {
+function hints(emulator: RunningEmulator, caPath: string | undefined, options: EmulatorOptions): string {
   const host = emulator.host.includes(':') ? `[${emulator.host}]` : emulator.host;
   const lines = [
     `DPS emulator listening: mqtts://${host}:${emulator.mqttPort}  wss://${host}:${emulator.wssPort}/$iothub/websocket`,
     `ID scope: ${emulator.idScope}`,
-    `Trust its CA: ${emulator.caPath ?? '(in memory)'}`,
-    `  npx dps-mqtt register --ca ${emulator.caPath} ...   or   NODE_EXTRA_CA_CERTS=${emulator.caPath} node app.js`,
+    `Trust its CA: ${caPath ?? '(in memory)'}`,
+    `  npx dps-mqtt register --ca ${caPath} ...   or   NODE_EXTRA_CA_CERTS=${caPath} node app.js`,
   ];
   if (options.config === undefined) {
     lines.push(
@@ -380,7 +437,7 @@ function hints(emulator: RunningEmulator, options: EmulatorOptions): string {
     );
   }
   lines.push(
-    `Service API: https://localhost:${emulator.wssPort}/enrollments (the ready line's serviceConnectionString; see docs/emulator.md)`,
+    `Service API: https://localhost:${emulator.wssPort}/enrollments (the ready line's serviceConnectionString; see https://github.com/dps-mqtt/dps-mqtt/blob/main/docs/emulator.md)`,
     options.dataDir === undefined
       ? 'Registrations are kept in memory (use --data-dir to keep them).'
       : `Data: ${options.dataDir}`,

@@ -52,13 +52,25 @@ export async function usingDirectory<T>(
   try {
     return await work();
   } catch (error) {
-    const { code, path, dest } = (error ?? {}) as { code?: unknown; path?: unknown; dest?: unknown };
-    const root = resolve(directory);
-    const isInside = (value: unknown): boolean =>
-      typeof value === 'string' && (resolve(value) === root || resolve(value).startsWith(root + sep));
-    if (typeof code === 'string' && /^E[A-Z]+$/.test(code) && (isInside(path) || isInside(dest))) {
-      throw new EmulatorDirectoryError(directory, option, code, error);
-    }
-    throw error;
+    throw directoryErrorOf(directory, option, error);
   }
+}
+
+/**
+ * The EmulatorDirectoryError for a file-system error about `directory` (or a file inside it); any other
+ * error unchanged.
+ */
+export function directoryErrorOf(
+  directory: string,
+  option: EmulatorDirectoryOption,
+  error: unknown,
+): unknown {
+  const { code, path, dest } = (error ?? {}) as { code?: unknown; path?: unknown; dest?: unknown };
+  const root = resolve(directory);
+  const isInside = (value: unknown): boolean =>
+    typeof value === 'string' && (resolve(value) === root || resolve(value).startsWith(root + sep));
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code) && (isInside(path) || isInside(dest))) {
+    return new EmulatorDirectoryError(directory, option, code, error);
+  }
+  return error;
 }

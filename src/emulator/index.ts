@@ -1,13 +1,13 @@
 // startEmulator(): a DPS-compatible server on this machine, for development, CI and benchmarks.
 import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { access, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { findUnknownOption } from '../protocol/known-options.js';
 import { validateIdScope } from '../protocol/validate.js';
 import { deviceApi } from './device-api/device-api.js';
-import { usingDirectory } from './directory-error.js';
+import { directoryErrorOf, usingDirectory } from './directory-error.js';
 import type { CertificateIssuancePolicy } from './enrollments/certificate-policy.js';
 import {
   defaultEmulatorConfig,
@@ -26,11 +26,13 @@ import { MqttSession, type SessionPeer } from './mqtt/mqtt-session.js';
 import { type HttpsApis, httpsRouter } from './network/https-router.js';
 import { startListeners } from './network/listeners.js';
 import { createIssuingCa, type EmulatorPki, ensureEmulatorPki } from './pki/pki.js';
+import { type AllocationWebhookOptions, allocationWebhook } from './registrar/allocation-webhook.js';
 import { CertificateIssuer } from './registrar/certificate-issuer.js';
 import { Registrar } from './registrar/registrar.js';
 import { type RegistrationRecord, RegistrationStore } from './registrar/registration-store.js';
 import { loadServiceCredentials, type ServiceCredentials } from './service-api/credentials.js';
 import { serviceApi } from './service-api/service-api.js';
+import { DataDirLock } from './storage/data-dir-lock.js';
 
 export { EmulatorDirectoryError, type EmulatorDirectoryOption } from './directory-error.js';
 export type { CertificateIssuancePolicy, IssuanceKeyType } from './enrollments/certificate-policy.js';
@@ -50,6 +52,7 @@ export {
 export type {
   AllocationPolicyConfig,
   CertificateIssuanceConfig,
+  CustomAllocationDefinitionConfig,
   EmulatorConfigFile,
   EnrollmentConfigCommon,
   EnrollmentGroupConfig,
@@ -57,6 +60,7 @@ export type {
   GroupX509AttestationConfig,
   IndividualEnrollmentConfig,
   IndividualX509AttestationConfig,
+  ReprovisionPolicyConfig,
   SymmetricKeyAttestationConfig,
 } from './enrollments/config-file.js';
 export type { FaultOptions, ThrottleOptions } from './faults.js';
@@ -70,8 +74,14 @@ export {
   ensureEmulatorPki,
   issueCertificate,
 } from './pki/pki.js';
+export type { AllocationWebhookOptions } from './registrar/allocation-webhook.js';
 export { CSR_ERROR_CODES } from './registrar/certificate-issuer.js';
+export {
+  CUSTOM_ALLOCATION_ERROR_CODES,
+  type CustomAllocationRequest,
+} from './registrar/custom-allocation.js';
 export type { RegistrationRecord } from './registrar/registration-store.js';
+export { EmulatorDataDirInUseError, LOCK_FILE, type LockOwner } from './storage/data-dir-lock.js';
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_MQTT_PORT = 8883;
@@ -131,6 +141,12 @@ export interface EmulatorOptions {
    * an enrollment's own policy still wins. `validityDays` 7..90, `keyTypes` of "ec-p256", "ec-p384", "rsa".
    */
   certificateIssuance?: Partial<CertificateIssuancePolicy>;
+  /**
+   * Custom allocation webhooks (an enrollment with allocationPolicy "custom"): `timeoutMs` (10 s by
+   * default; no answer by then fails the registration) and `ca` (PEM text: the CA certificates an https:
+   * webhook is trusted with, instead of Node's defaults).
+   */
+  allocationWebhook?: AllocationWebhookOptions;
 }
 
 /**
@@ -159,7 +175,52 @@ const EMULATOR_OPTION_NAMES = Object.keys({
   connectTimeoutMs: true,
   logger: true,
   certificateIssuance: true,
+  allocationWebhook: true,
 } satisfies Record<keyof EmulatorOptions, true>);
+
+const ALLOCATION_WEBHOOK_OPTION_NAMES = Object.keys({
+  timeoutMs: true,
+  ca: true,
+} satisfies Record<keyof AllocationWebhookOptions, true>);
+
+/** The longest webhook timeout accepted: a registration that waits longer is a stuck one. */
+const MAX_WEBHOOK_TIMEOUT_MS = 600_000;
+
+/** The webhook options, checked: a timeout in range, CA certificates as PEM text. */
+function checkAllocationWebhookOptions(options: AllocationWebhookOptions | undefined): void {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object') {
+    throw new EmulatorConfigError(
+      'allocationWebhook',
+      'allocationWebhook: expected an object, e.g. { timeoutMs: 5000 }',
+    );
+  }
+  const { timeoutMs, ca } = options;
+  if (
+    timeoutMs !== undefined &&
+    (typeof timeoutMs !== 'number' ||
+      !Number.isInteger(timeoutMs) ||
+      timeoutMs < 1 ||
+      timeoutMs > MAX_WEBHOOK_TIMEOUT_MS)
+  ) {
+    throw new EmulatorConfigError(
+      'allocationWebhook.timeoutMs',
+      `allocationWebhook.timeoutMs: ${JSON.stringify(timeoutMs)} is not allowed: expected whole milliseconds from 1 to ${MAX_WEBHOOK_TIMEOUT_MS}, e.g. 5000`,
+    );
+  }
+  if (ca !== undefined) {
+    const pems = Array.isArray(ca) ? ca : [ca];
+    if (
+      pems.length === 0 ||
+      !pems.every((pem) => typeof pem === 'string' && pem.includes('-----BEGIN CERTIFICATE-----'))
+    ) {
+      throw new EmulatorConfigError(
+        'allocationWebhook.ca',
+        'allocationWebhook.ca: expected PEM text (-----BEGIN CERTIFICATE-----) or an array of them',
+      );
+    }
+  }
+}
 
 const THROTTLE_OPTION_NAMES = Object.keys({
   firstRequests: true,
@@ -189,6 +250,7 @@ function checkOptionNames(options: EmulatorOptions): void {
     ['throttle', options.throttle, THROTTLE_OPTION_NAMES],
     ['faults', options.faults, FAULT_OPTION_NAMES],
     ['enrollments', options.enrollments, ENROLLMENTS_OPTION_NAMES],
+    ['allocationWebhook', options.allocationWebhook, ALLOCATION_WEBHOOK_OPTION_NAMES],
   ];
   const unknown =
     findUnknownOption(options, EMULATOR_OPTION_NAMES) ??
@@ -222,7 +284,17 @@ export interface RunningEmulator {
   registrations(): RegistrationRecord[];
   /** Open device connections. */
   connectionCount(): number;
-  /** Stops listening, closes every connection and writes the registrations out. */
+  /**
+   * Writes to the data directory that failed since the start (it became unwritable, was removed, the disk
+   * filled up): the changes they carried are in memory only. EmulatorDirectoryError where the file system
+   * said why. Empty without a data directory, and when everything acknowledged is on disk. Final once
+   * close() has resolved: close() writes the last snapshot and reports its failure here, not by rejecting.
+   */
+  storeErrors(): Error[];
+  /**
+   * Stops listening, closes every connection, writes the registrations and enrollments out and releases
+   * the data directory; check storeErrors() afterwards.
+   */
   close(): Promise<void>;
 }
 
@@ -231,9 +303,42 @@ export function defaultPkiDir(): string {
   return join(homedir(), '.dps-mqtt', 'emulator');
 }
 
-/** Starts the emulator; resolves once both listeners are bound. */
+/**
+ * Starts the emulator; resolves once both listeners are bound. With a data directory another emulator
+ * holds, rejects with EmulatorDataDirInUseError (which names that process).
+ */
 export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
   checkOptionNames(options);
+  checkAllocationWebhookOptions(options.allocationWebhook);
+  const lock = options.dataDir === undefined ? undefined : await lockDataDir(options.dataDir, options.logger);
+  try {
+    return await startWithDataDir(options, lock);
+  } catch (error) {
+    lock?.release();
+    throw error;
+  }
+}
+
+/** One emulator per data directory (storage/data-dir-lock.ts); a lock left by a dead process is taken over. */
+function lockDataDir(dataDir: string, logger: EmulatorLogger = silentLogger): Promise<DataDirLock> {
+  return usingDirectory(dataDir, 'dataDir', async () => {
+    await mkdir(dataDir, { recursive: true });
+    return DataDirLock.acquire(dataDir, (previous) =>
+      logger({
+        event: 'staleLockTakenOver',
+        dataDir,
+        previousPid: previous.pid,
+        previousHost: previous.host,
+        previousStartedAt: previous.startedAt,
+      }),
+    );
+  });
+}
+
+async function startWithDataDir(
+  options: EmulatorOptions,
+  lock: DataDirLock | undefined,
+): Promise<RunningEmulator> {
   const host = options.host ?? DEFAULT_HOST;
   const pkiDir = options.dataDir ?? options.pkiDir ?? defaultPkiDir();
   const pkiFromDisk =
@@ -258,9 +363,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const book = new EnrollmentBook(config, enrollmentStore);
   secrets.current = () => [...book.secrets(), serviceCredentials.key];
   const openStore = () =>
-    RegistrationStore.open(options.dataDir, (error) =>
-      logger({ event: 'storeError', error: error instanceof Error ? error.message : String(error) }),
-    );
+    RegistrationStore.open(options.dataDir, {
+      onWriteError: (error) => logger({ event: 'storeError', store: 'registrations', error: error.message }),
+      onWarning: (message) => logger({ event: 'storeRecovered', store: 'registrations', message }),
+    });
   const { dataDir } = options;
   // The registrations are written there later: a directory that cannot take them fails the start.
   const store =
@@ -272,6 +378,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
           return opened;
         });
   const retryAfterSeconds = options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS;
+  // Outbound HTTP for custom allocation: the registrar gets the call, not the client.
+  const webhook = allocationWebhook(options.allocationWebhook);
   const registrar = new Registrar({
     book,
     store,
@@ -279,6 +387,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     pollsBeforeAssignment: options.pollsBeforeAssignment ?? 0,
     assignmentDelayMs: options.assignmentDelayMs ?? 0,
     issuer,
+    callAllocationWebhook: webhook.call,
   });
   const faults = new FaultPlan(options.throttle, options.faults);
   const maxPacketBytes = options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
@@ -374,13 +483,27 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     serviceConnectionString: serviceCredentials.connectionString,
     registrations: () => store.all(),
     connectionCount: () => sessions.size,
+    storeErrors: () =>
+      dataDir === undefined
+        ? []
+        : [...store.writeErrors(), ...enrollmentStore.writeErrors()].map(
+            (error) => directoryErrorOf(dataDir, 'dataDir', error) as Error,
+          ),
     close() {
       closed ??= (async () => {
         closing = true;
         for (const session of sessions) session.close('the emulator is stopping');
+        webhook.close();
         await listeners.close();
         await Promise.all([store.flush(), enrollmentStore.flush()]);
-        logger({ event: 'stopped' });
+        // The journals fold into registrations.json and enrollments.json; a failure joins storeErrors().
+        store.close();
+        enrollmentStore.close();
+        lock?.release();
+        logger({
+          event: 'stopped',
+          storeErrors: store.writeErrors().length + enrollmentStore.writeErrors().length,
+        });
       })();
       return closed;
     },
@@ -395,12 +518,8 @@ async function openServiceState(
 ): Promise<{ enrollmentStore: EnrollmentStore; serviceCredentials: ServiceCredentials }> {
   const open = async () => ({
     enrollmentStore: await EnrollmentStore.open(dataDir, config, {
-      onWriteError: (error) =>
-        logger({
-          event: 'storeError',
-          store: 'enrollments',
-          error: error instanceof Error ? error.message : String(error),
-        }),
+      onWriteError: (error) => logger({ event: 'storeError', store: 'enrollments', error: error.message }),
+      onWarning: (message) => logger({ event: 'storeRecovered', store: 'enrollments', message }),
     }),
     serviceCredentials: await loadServiceCredentials(dataDir),
   });

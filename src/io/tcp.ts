@@ -72,5 +72,7 @@ function tcpError(error: NodeJS.ErrnoException, target: string): TransportError 
     phase: 'tcp',
     cause: error,
     retryable: code !== 'ENOTFOUND',
+    ...(code === 'ECONNREFUSED' ? { reason: 'connection-refused' as const } : {}),
+    ...(code === 'ENOTFOUND' ? { reason: 'host-not-found' as const } : {}),
   });
 }

@@ -3,7 +3,7 @@
 import { X509Certificate } from 'node:crypto';
 import { isIP, type Socket } from 'node:net';
 import tls from 'node:tls';
-import { InvalidInputError, TransportError } from '../protocol/errors.js';
+import { InvalidInputError, TransportError, type TransportFailureReason } from '../protocol/errors.js';
 import { checkEndpoint } from './check-endpoint.js';
 import { abortedError, startDeadline } from './deadline.js';
 import { hostPort, unbracket } from './host-port.js';
@@ -203,34 +203,49 @@ const NO_COMMON_VERSION = new Set([
 ]);
 
 /** Certificate and protocol failures cannot heal by retrying: say so, and say what to change. */
-function tlsError(error: NodeJS.ErrnoException, options: IoOptions): TransportError {
+function tlsError(error: NodeJS.ErrnoException & { reason?: unknown }, options: IoOptions): TransportError {
   const target = hostPort(options.host, options.port);
   const code = error.code ?? 'error';
-  const detail = `${code}: ${error.message}`;
-  const permanent = (message: string): TransportError =>
-    new TransportError(message, { phase: 'tls', cause: error, retryable: false });
+  // OpenSSL's own text is a multi-line dump; its `reason` is the one readable phrase in it.
+  const detail = `${code}: ${typeof error.reason === 'string' ? error.reason : firstLine(error.message)}`;
+  const permanent = (
+    message: string,
+    reason: TransportFailureReason | undefined,
+    hint?: string,
+  ): TransportError => {
+    const failure = new TransportError(message, { phase: 'tls', cause: error, retryable: false, reason });
+    failure.hint = hint;
+    return failure;
+  };
   const proxyNote =
     options.proxy === undefined
       ? ''
       : "; a proxy that inspects TLS presents its own certificate: then trust the proxy's CA as well";
 
   if (UNTRUSTED.has(code)) {
+    // The what-to-do names library options, so it goes in the hint: the CLI replaces it with its flags.
     const fix =
       options.trustedCa === undefined
         ? 'pass the CA that issued it as trustedCa'
         : 'trustedCa does not hold the CA that issued it: pass that CA (trustMode "extend" keeps the public roots)';
-    return permanent(`the TLS certificate of ${target} is not trusted (${detail}): ${fix}${proxyNote}`);
+    return permanent(
+      `the TLS certificate of ${target} is not trusted (${detail})`,
+      'untrusted-certificate',
+      `${fix}${proxyNote}`,
+    );
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     return permanent(
       `the TLS certificate of ${target} is not issued for "${unbracket(options.host)}" (${detail}): ` +
         'check the host name (the global endpoint is global.azure-devices-provisioning.net)',
+      'certificate-name-mismatch',
     );
   }
   if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
     return permanent(
       `the TLS certificate of ${target} is outside its validity period (${detail}): check the device clock ` +
         `(it reads ${new Date().toISOString()}); if it is right, the server must renew its certificate`,
+      'certificate-expired',
     );
   }
   if (CLIENT_CERTIFICATE_REFUSED.has(code)) {
@@ -239,16 +254,20 @@ function tlsError(error: NodeJS.ErrnoException, options: IoOptions): TransportEr
         (options.clientCertificate === undefined
           ? 'the server requires one: pass clientCertificate'
           : 'check that the server trusts its issuer and that it has not expired'),
+      'client-certificate-refused',
     );
   }
   if (NOT_TLS.has(code)) {
     return permanent(
-      `${target} does not speak TLS (${detail}): check the port (443 for MQTT over WebSocket, 8883 for MQTT over TLS)`,
+      `the endpoint ${target} does not speak TLS (${code}): it answered with something else, such as plain HTTP; ` +
+        'check the host and port (443 for MQTT over WebSocket, 8883 for MQTT over TLS)',
+      'not-tls',
     );
   }
   if (NO_COMMON_VERSION.has(code)) {
     return permanent(
       `${target} and this client share no TLS version (${detail}): DPS requires TLS 1.2 or newer`,
+      'no-common-tls-version',
     );
   }
   return new TransportError(`the TLS handshake with ${target} failed (${detail})`, {
@@ -256,4 +275,8 @@ function tlsError(error: NodeJS.ErrnoException, options: IoOptions): TransportEr
     cause: error,
     retryable: true,
   });
+}
+
+function firstLine(text: string): string {
+  return text.split('\n', 1)[0]?.trim() ?? '';
 }

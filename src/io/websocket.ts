@@ -1,6 +1,6 @@
 // MQTT over WebSocket: TLS (directly or through the proxy tunnel), then the upgrade to the DPS path with
 // subprotocol `mqtt`, then a Duplex of the binary messages (websocket-stream.ts): the spec's `mqtt_transport_ws_io`.
-import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -16,6 +16,18 @@ import { webSocketStream } from './websocket-stream.js';
 export interface WebSocketIoOptions extends IoOptions {
   /** Default `/$iothub/websocket`. */
   path?: string;
+  /**
+   * Called with the server's answer to the upgrade request (101 or not), before the open settles: what
+   * `dps-mqtt diagnose` reports (status, subprotocol, the `Date` header). Changes nothing else.
+   */
+  onUpgradeResponse?: (response: UpgradeResponse) => void;
+}
+
+/** The HTTP answer to the WebSocket upgrade request. */
+export interface UpgradeResponse {
+  statusCode: number;
+  statusMessage: string;
+  headers: IncomingHttpHeaders;
 }
 
 const SUBPROTOCOL = 'mqtt';
@@ -111,8 +123,21 @@ function upgrade(
     const onAbort = (): void => fail(abortedError(signal, 'websocket', target));
     signal.addEventListener('abort', onAbort, { once: true });
 
+    const report = (response: IncomingMessage): void => {
+      try {
+        options.onUpgradeResponse?.({
+          statusCode: response.statusCode ?? 0,
+          statusMessage: response.statusMessage ?? '',
+          headers: response.headers,
+        });
+      } catch {
+        // An observer's mistake must not change the open.
+      }
+    };
+    client.once('upgrade', report);
     client.on('unexpected-response', (_request: ClientRequest, response: IncomingMessage) => {
       const status = response.statusCode ?? 0;
+      report(response);
       response.resume();
       fail(
         new TransportError(
@@ -151,6 +176,16 @@ function upgrade(
 
 function websocketError(error: Error, target: string): TransportError {
   if (/subprotocol/i.test(error.message)) return subprotocolError(target, undefined, error);
+  // TLS worked, but the server hung up on the HTTP request or answered with something that is not HTTP:
+  // what an MQTT-over-TLS port (8883) does with a WebSocket upgrade.
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ECONNRESET' || /socket hang up|parse error|expected http/i.test(error.message)) {
+    return new TransportError(
+      `${target} did not answer the WebSocket upgrade with HTTP (${error.message}): the port probably speaks ` +
+        'MQTT over TLS (8883), the other transport: use transport mqtt for this port, or the WebSocket port (443)',
+      { phase: 'websocket', cause: error, retryable: false, reason: 'wrong-transport' },
+    );
+  }
   return new TransportError(`the WebSocket upgrade with ${target} failed: ${error.message}`, {
     phase: 'websocket',
     cause: error,

@@ -85,14 +85,36 @@ export class ProtocolError extends DpsError {
   }
 }
 
+/**
+ * Why a connection failed, where the IO can tell: stable words a CLI or UI maps to its own advice
+ * (the CLI names its flags, the library its options).
+ */
+export type TransportFailureReason =
+  | 'connection-refused'
+  | 'host-not-found'
+  | 'untrusted-certificate'
+  | 'certificate-name-mismatch'
+  | 'certificate-expired'
+  | 'client-certificate-refused'
+  | 'not-tls'
+  | 'no-common-tls-version'
+  /** The port answered in the other transport's protocol: MQTT at a WebSocket port, or the reverse. */
+  | 'wrong-transport';
+
 /** The connection could not be made or was lost (TCP, TLS, WebSocket). */
 export class TransportError extends DpsError {
   declare readonly code: 'ERR_TRANSPORT';
   /** True when trying again later may succeed (a drop), false when it cannot (an untrusted certificate). */
   readonly retryable: boolean;
-  constructor(message: string, options: DpsErrorOptions & { retryable?: boolean } = {}) {
+  /** Why, when the IO could tell. */
+  readonly reason: TransportFailureReason | undefined;
+  constructor(
+    message: string,
+    options: DpsErrorOptions & { retryable?: boolean; reason?: TransportFailureReason } = {},
+  ) {
     super('ERR_TRANSPORT', message, options);
     this.retryable = options.retryable ?? true;
+    this.reason = options.reason;
   }
 }
 
@@ -155,15 +177,24 @@ export class RegistrationFailedError extends DpsError {
   declare readonly code: 'ERR_REGISTRATION_FAILED';
   /** `failed` or `disabled` as DPS reports them (any status but `assigned` that ends a registration). */
   readonly status: RegistrationStatus;
+  /** registrationState.errorCode, e.g. 400207 when a custom allocation webhook refused the device. */
   readonly errorCode: number | undefined;
+  /** registrationState.errorMessage: the service's reason, as it sent it. */
+  readonly errorMessage: string | undefined;
   readonly operationId: string | undefined;
   constructor(
     message: string,
-    details: { status: RegistrationStatus; errorCode?: number | undefined; operationId?: string | undefined },
+    details: {
+      status: RegistrationStatus;
+      errorCode?: number | undefined;
+      errorMessage?: string | undefined;
+      operationId?: string | undefined;
+    },
   ) {
     super('ERR_REGISTRATION_FAILED', message, { phase: 'poll' });
     this.status = details.status;
     this.errorCode = details.errorCode;
+    this.errorMessage = details.errorMessage;
     this.operationId = details.operationId;
   }
 }

@@ -558,7 +558,12 @@ export class CommonMqttTransport {
         this.fail(
           new RegistrationFailedError(
             `DPS ended the registration with status "${operation.status}"${state?.errorCode ? ` (error ${state.errorCode})` : ''}${reason}`,
-            { status: operation.status, errorCode: state?.errorCode, operationId: this.operationId },
+            {
+              status: operation.status,
+              errorCode: state?.errorCode,
+              errorMessage: state?.errorMessage,
+              operationId: this.operationId,
+            },
           ),
           false,
         );
@@ -603,7 +608,14 @@ export class CommonMqttTransport {
     if (this.request) {
       const message = `${error.message} (while waiting for ${phase === 'connack' ? 'CONNACK' : phase === 'subscribe' ? 'SUBACK' : 'the answer to the request'})`;
       this.fail(
-        error instanceof TransportError ? new TransportError(message, { phase, cause: error }) : error,
+        error instanceof TransportError
+          ? new TransportError(message, {
+              phase,
+              cause: error,
+              retryable: error.retryable,
+              reason: error.reason,
+            })
+          : error,
       );
     } else {
       this.notify({ status: 'disconnected' });

@@ -27,6 +27,7 @@ export class MqttConnection {
   private readonly decoder = new PacketDecoder();
   private nextMessageId = 1;
   private closed = false;
+  private receivedAny = false;
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private lastSendAt = Date.now();
   private lastReceiveAt = Date.now();
@@ -97,6 +98,18 @@ export class MqttConnection {
 
   private receive(chunk: Buffer): void {
     if (this.closed) return;
+    if (!this.receivedAny && chunk.subarray(0, 5).toString('latin1') === 'HTTP/') {
+      // An HTTP(S) server's answer to CONNECT; the decoder would call it a PUBACK with reserved flags.
+      this.fail(
+        new TransportError(
+          'the server answered in HTTP, not MQTT: the port probably speaks MQTT over WebSocket (443), the other ' +
+            'transport: use transport mqtt-ws for this port, or the MQTT over TLS port (8883)',
+          { phase: 'connack', retryable: false, reason: 'wrong-transport' },
+        ),
+      );
+      return;
+    }
+    this.receivedAny = true;
     this.lastReceiveAt = Date.now();
     let packets: ServerPacket[];
     try {

@@ -11,9 +11,10 @@ export const DEMO_REGISTRATION_ID = 'demo-sensor-001';
 export const DEMO_USAGE = `Usage: dps-mqtt demo [options]
 
 The quick start: starts a local DPS emulator on free loopback ports, registers a demo device
-(a member of the emulator's demo group enrollment, docs/emulator.md) over MQTT over WebSocket,
+(a member of the emulator's demo group enrollment) over MQTT over WebSocket,
 prints its IoT hub assignment and device connection string, stops the emulator and exits.
 The emulator's CA is generated once with the openssl binary and kept in the PKI directory.
+Documentation: https://github.com/dps-mqtt/dps-mqtt/blob/main/docs/emulator.md
 
   --registration-id ID     the demo device (default ${DEMO_REGISTRATION_ID})
   --transport mqtt-ws|mqtt MQTT over WebSocket (default) or MQTT over TLS

@@ -39,7 +39,7 @@ Request
   --api-version DATE       default 2019-03-31; 2021-06-01 also returns the trust bundle
   --timeout SECONDS        overall deadline (default 120)
 
-Certificate issuance (DPS signs a CSR and returns the device's X.509 certificate; docs/cli.md)
+Certificate issuance (DPS signs a CSR and returns the device's X.509 certificate; https://github.com/dps-mqtt/dps-mqtt/blob/main/docs/cli.md)
   --certificate [TYPE]     generate a key and CSR: ec-p384 (default), ec-p256 or rsa-2048
   --csr FILE               or send your own CSR (PEM or DER); then no device.key is written
   --out DIR                write DIR/device.key (0600), DIR/device-chain.pem, DIR/registration.json
@@ -57,7 +57,7 @@ Output
 Exit codes: 0 assigned, 2 bad input, 3 credentials refused, 4 service error or registration
 failed/disabled (or CSR refused, issued chain failed a check), 5 timeout, 6 network/TLS/proxy
 failure, 7 --out DIR corrupt/another device's/unwritable, 130 interrupted (SIGINT), 143 terminated
-(SIGTERM) (docs/cli.md).
+(SIGTERM) (https://github.com/dps-mqtt/dps-mqtt/blob/main/docs/cli.md).
 
 Examples
   export ${ENV.symmetricKey}='...'
@@ -90,6 +90,8 @@ export interface RegisterRunOptions {
    * here); what it throws is reported like a registration error.
    */
   present?: (result: RegistrationResult) => Promise<string>;
+  /** The command line, for the `npx dps-mqtt diagnose ...` line printed under a failure (same flags). */
+  argv?: readonly string[];
 }
 
 export async function runRegister(
@@ -112,6 +114,7 @@ export async function runRegister(
     command,
     progress: io.stderrIsTTY && !invocation.quiet,
     ...(registerFunction ? { register: registerFunction } : {}),
+    argv,
   };
   if (invocation.certificateOutput !== undefined) {
     const { registerCertificateAndReport } = await import('./register-certificate.js');
@@ -184,7 +187,12 @@ export async function registerAndReport(
     );
     return ExitCode.ok;
   } catch (error) {
-    const code = reportError(run.command, error, io, json, secrets);
+    // Loaded only on failure: a successful registration does not pay for it.
+    const diagnoseCommand =
+      run.argv === undefined
+        ? undefined
+        : (await import('../diagnose-suggestion.js')).diagnoseCommandFor(run.argv);
+    const code = reportError(run.command, error, io, json, secrets, diagnoseCommand);
     return stoppedBy === 'SIGTERM' && code === ExitCode.aborted ? ExitCode.terminated : code;
   } finally {
     io.signals.off('SIGINT', onSigint);
@@ -199,8 +207,27 @@ export function reportError(
   io: Pick<CliIo, 'stdout' | 'stderr'>,
   json: boolean,
   secrets: readonly string[],
+  diagnoseCommand?: string,
 ): number {
-  io.stderr.write(formatError(command, error, secrets));
-  if (json) io.stdout.write(`${JSON.stringify(errorJson(error, secrets))}\n`);
-  return exitCodeFor(error);
+  const exitCode = exitCodeFor(error);
+  // Refusals and failures on the way (not bad input, not an interrupt) are what diagnose explains.
+  const suggest = diagnoseCommand !== undefined && DIAGNOSABLE_EXIT_CODES.has(exitCode);
+  const line = formatError(command, error, secrets);
+  // Still one line: the suggestion closes it.
+  io.stderr.write(
+    suggest ? line.replace(/\n$/, `; run "${redact(diagnoseCommand, secrets)}" for details\n`) : line,
+  );
+  if (json) {
+    const body = errorJson(error, secrets);
+    if (suggest) body.error.diagnose = redact(diagnoseCommand, secrets);
+    io.stdout.write(`${JSON.stringify(body)}\n`);
+  }
+  return exitCode;
 }
+
+const DIAGNOSABLE_EXIT_CODES = new Set<number>([
+  ExitCode.credentials,
+  ExitCode.service,
+  ExitCode.timeout,
+  ExitCode.network,
+]);

@@ -4,7 +4,23 @@
 import type { JsonObject, JsonValue } from '../../protocol/responses.js';
 import type { CertificateIssuancePolicy } from './certificate-policy.js';
 
-export type AllocationPolicyConfig = 'hashed' | 'static';
+/** `geoLatency` chooses the first linked hub; `custom` (per enrollment) calls its webhook. */
+export type AllocationPolicyConfig = 'hashed' | 'static' | 'geoLatency' | 'custom';
+
+/** When an assigned device registers again: both true by default, as in DPS. */
+export interface ReprovisionPolicyConfig {
+  /** true: evaluate the allocation again (the device may move); false: it stays on its hub. */
+  updateHubAssignment?: boolean;
+  /** true: a moved device keeps its twin and device id; false: reset from the enrollment. */
+  migrateDeviceData?: boolean;
+}
+
+/** The webhook `allocationPolicy: "custom"` calls (http: or https:). */
+export interface CustomAllocationDefinitionConfig {
+  webhookUrl: string;
+  /** Default 2021-10-01. */
+  apiVersion?: string;
+}
 
 export interface SymmetricKeyAttestationConfig {
   type: 'symmetricKey';
@@ -37,6 +53,9 @@ export interface EnrollmentConfigCommon {
   /** Linked IoT hubs; the top-level list by default. */
   iotHubs?: string[];
   allocationPolicy?: AllocationPolicyConfig;
+  /** Required with allocationPolicy "custom". */
+  customAllocationDefinition?: CustomAllocationDefinitionConfig;
+  reprovisionPolicy?: ReprovisionPolicyConfig;
   /** Kept with the registration (not sent to the device, as in DPS). */
   initialTwin?: JsonObject;
   /** Returned as registrationState.payload; without it, the device's own payload is echoed. */
@@ -65,8 +84,8 @@ export interface EmulatorConfigFile {
   idScope?: string;
   /** Default emulated-hub.azure-devices.net. */
   iotHubs?: string[];
-  /** Default hashed. */
-  allocationPolicy?: AllocationPolicyConfig;
+  /** Default hashed; "custom" only per enrollment. */
+  allocationPolicy?: Exclude<AllocationPolicyConfig, 'custom'>;
   individualEnrollments?: IndividualEnrollmentConfig[];
   enrollmentGroups?: EnrollmentGroupConfig[];
   certificateIssuance?: CertificateIssuanceConfig;

@@ -14,8 +14,42 @@ import {
   MAX_VALIDITY_DAYS,
   MIN_VALIDITY_DAYS,
 } from './certificate-policy.js';
+import { stripJsonComments } from './strip-json-comments.js';
 
-export type AllocationPolicy = 'hashed' | 'static';
+/** `geoLatency` chooses the first linked hub (one place, no latency to measure); `custom` calls a webhook. */
+export type AllocationPolicy = 'hashed' | 'static' | 'geoLatency' | 'custom';
+/** The policies a whole instance (the configuration's top level) may use: `custom` is per enrollment. */
+export type InstanceAllocationPolicy = Exclude<AllocationPolicy, 'custom'>;
+
+/** What DPS does when an assigned device registers again (docs/emulator.md, "Re-provisioning"). */
+export interface ReprovisionPolicy {
+  /** true: the allocation is evaluated again and the device may move; false: it stays on its hub. */
+  updateHubAssignment: boolean;
+  /** true: a moved device keeps its twin and device id; false: they are reset from the enrollment. */
+  migrateDeviceData: boolean;
+}
+
+export const DEFAULT_REPROVISION_POLICY: ReprovisionPolicy = {
+  updateHubAssignment: true,
+  migrateDeviceData: true,
+};
+
+/** The webhook a `custom` allocation calls (docs/emulator.md, "Custom allocation"). */
+export interface CustomAllocationDefinition {
+  /** http: or https: URL; a query string (e.g. an Azure Functions `?code=`) is sent but never logged. */
+  webhookUrl: string;
+  apiVersion: string;
+}
+
+/** The api-version a configured custom allocation definition gets when it names none. */
+export const DEFAULT_CUSTOM_ALLOCATION_API_VERSION = '2021-10-01';
+
+/** An absolute http: or https: URL. */
+export function isWebhookUrl(url: string): boolean {
+  if (!URL.canParse(url)) return false;
+  const { protocol } = new URL(url);
+  return protocol === 'http:' || protocol === 'https:';
+}
 
 export interface SymmetricKeyAttestation {
   type: 'symmetricKey';
@@ -56,6 +90,10 @@ interface EnrollmentCommon {
   payload: JsonValue | undefined;
   /** Certificate issuance policy; a field left out falls back to the top-level policy. */
   certificateIssuance: Partial<CertificateIssuancePolicy> | undefined;
+  /** Absent (older stores, configured enrollments without one): both true, as in DPS. */
+  reprovisionPolicy?: ReprovisionPolicy | undefined;
+  /** Required with allocationPolicy `custom`. */
+  customAllocationDefinition?: CustomAllocationDefinition | undefined;
 }
 
 export interface IndividualEnrollment extends EnrollmentCommon {
@@ -73,7 +111,7 @@ export interface EnrollmentGroup extends EnrollmentCommon {
 export interface EmulatorConfig {
   idScope: string;
   iotHubs: string[];
-  allocationPolicy: AllocationPolicy;
+  allocationPolicy: InstanceAllocationPolicy;
   individualEnrollments: IndividualEnrollment[];
   enrollmentGroups: EnrollmentGroup[];
   /** The default certificate issuance policy (validity 7..90 days, accepted key types). */
@@ -173,11 +211,12 @@ export async function loadEmulatorConfigFile(path: string): Promise<EmulatorConf
   }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    // Comments are allowed (JSONC), as the example in docs/emulator.md has them.
+    json = JSON.parse(stripJsonComments(text));
   } catch (error) {
     throw new EmulatorConfigError(
       'config',
-      `the emulator configuration ${path} is not valid JSON: ${String(error)}`,
+      `the emulator configuration ${path} is not valid JSON (// and /* */ comments allowed): ${String(error)}`,
     );
   }
   return parseEmulatorConfig(json, { baseDir: dirname(resolve(path)), source: path });
@@ -210,7 +249,7 @@ export async function parseEmulatorConfig(
   }
   const iotHubs = reader.hubs(root, '', 'iotHubs') ?? [DEFAULT_IOT_HUB];
   if (iotHubs.length === 0) throw reader.error('iotHubs', 'list at least one IoT hub host name');
-  const allocationPolicy = reader.allocationPolicy(root, '', 'allocationPolicy') ?? 'hashed';
+  const allocationPolicy = reader.instanceAllocationPolicy(root, '', 'allocationPolicy') ?? 'hashed';
 
   const individualEnrollments: IndividualEnrollment[] = [];
   const seenRegistrationIds = new Set<string>();
@@ -362,22 +401,88 @@ class ConfigReader {
   allocationPolicy(object: Json, where: string, field: string): AllocationPolicy | undefined {
     const value = object[field];
     if (value === undefined) return undefined;
-    if (value !== 'hashed' && value !== 'static')
-      throw this.error(join(where, field), 'expected "hashed" or "static"');
+    if (value !== 'hashed' && value !== 'static' && value !== 'geoLatency' && value !== 'custom')
+      throw this.error(join(where, field), 'expected "hashed", "static", "geoLatency" or "custom"');
     return value;
+  }
+
+  /** The top level: `custom` needs a webhook, which only an enrollment can name (as in DPS). */
+  instanceAllocationPolicy(object: Json, where: string, field: string): InstanceAllocationPolicy | undefined {
+    const value = object[field];
+    if (value === undefined) return undefined;
+    if (value !== 'hashed' && value !== 'static' && value !== 'geoLatency') {
+      throw this.error(
+        join(where, field),
+        value === 'custom'
+          ? '"custom" is set per enrollment (with its customAllocationDefinition), not for the whole instance'
+          : 'expected "hashed", "static" or "geoLatency"',
+      );
+    }
+    return value;
+  }
+
+  reprovisionPolicy(object: Json, where: string): ReprovisionPolicy | undefined {
+    if (object.reprovisionPolicy === undefined) return undefined;
+    const policyWhere = join(where, 'reprovisionPolicy');
+    const policy = this.object(object.reprovisionPolicy, policyWhere);
+    this.allowOnly(policy, policyWhere, ['updateHubAssignment', 'migrateDeviceData']);
+    return {
+      updateHubAssignment:
+        this.optionalBoolean(policy, policyWhere, 'updateHubAssignment') ??
+        DEFAULT_REPROVISION_POLICY.updateHubAssignment,
+      migrateDeviceData:
+        this.optionalBoolean(policy, policyWhere, 'migrateDeviceData') ??
+        DEFAULT_REPROVISION_POLICY.migrateDeviceData,
+    };
+  }
+
+  customAllocationDefinition(
+    object: Json,
+    where: string,
+    policy: AllocationPolicy | undefined,
+  ): CustomAllocationDefinition | undefined {
+    const definitionWhere = join(where, 'customAllocationDefinition');
+    if (object.customAllocationDefinition === undefined) {
+      if (policy === 'custom') {
+        throw this.error(
+          definitionWhere,
+          'is required with allocationPolicy "custom", e.g. { "webhookUrl": "http://127.0.0.1:7071/api/allocate" }',
+        );
+      }
+      return undefined;
+    }
+    const definition = this.object(object.customAllocationDefinition, definitionWhere);
+    this.allowOnly(definition, definitionWhere, ['webhookUrl', 'apiVersion']);
+    const webhookUrl = this.requiredString(definition, definitionWhere, 'webhookUrl');
+    if (!isWebhookUrl(webhookUrl)) {
+      throw this.error(
+        join(definitionWhere, 'webhookUrl'),
+        'expected an absolute http: or https: URL, e.g. "http://127.0.0.1:7071/api/allocate"',
+      );
+    }
+    const apiVersion =
+      this.optionalString(definition, definitionWhere, 'apiVersion') ?? DEFAULT_CUSTOM_ALLOCATION_API_VERSION;
+    return { webhookUrl, apiVersion };
   }
 
   common(object: Json, where: string): EnrollmentCommon {
     const initialTwin = object.initialTwin;
     if (initialTwin !== undefined) this.object(initialTwin, join(where, 'initialTwin'));
-    return {
+    const allocationPolicy = this.allocationPolicy(object, where, 'allocationPolicy');
+    const common: EnrollmentCommon = {
       enabled: this.optionalBoolean(object, where, 'enabled') ?? true,
       iotHubs: this.hubs(object, where, 'iotHubs') ?? [],
-      allocationPolicy: this.allocationPolicy(object, where, 'allocationPolicy'),
+      allocationPolicy,
       initialTwin: initialTwin as JsonObject | undefined,
       payload: object.payload as JsonValue | undefined,
       certificateIssuance: this.certificateIssuance(object, where),
     };
+    // Only when given, so a configured enrollment's stored form is unchanged when it uses neither.
+    const reprovisionPolicy = this.reprovisionPolicy(object, where);
+    if (reprovisionPolicy !== undefined) common.reprovisionPolicy = reprovisionPolicy;
+    const definition = this.customAllocationDefinition(object, where, allocationPolicy);
+    if (definition !== undefined) common.customAllocationDefinition = definition;
+    return common;
   }
 
   /** `certificateIssuance: { validityDays, keyTypes }`: the fields given, validated. */
@@ -468,6 +573,8 @@ class ConfigReader {
       'initialTwin',
       'payload',
       'certificateIssuance',
+      'reprovisionPolicy',
+      'customAllocationDefinition',
     ]);
     const registrationId = this.requiredString(object, where, 'registrationId');
     if (!isValidRegistrationId(registrationId)) {
@@ -541,6 +648,8 @@ class ConfigReader {
       'initialTwin',
       'payload',
       'certificateIssuance',
+      'reprovisionPolicy',
+      'customAllocationDefinition',
     ]);
     const enrollmentGroupId = this.requiredString(object, where, 'enrollmentGroupId');
     const attestationWhere = join(where, 'attestation');

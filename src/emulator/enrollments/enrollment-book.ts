@@ -11,6 +11,7 @@ import {
   sasResource,
 } from '../../protocol/sas.js';
 import {
+  type AllocationPolicy,
   type EmulatorConfig,
   type EnrollmentGroup,
   type IndividualEnrollment,
@@ -209,19 +210,39 @@ export class EnrollmentBook {
     );
   }
 
-  /** The IoT hub and device id the enrollment allocates `registrationId` to. */
+  /** The IoT hubs an enrollment may assign devices to: its own list, or the instance's. */
+  linkedHubs(matched: MatchedEnrollment): string[] {
+    const { iotHubs } = matched.enrollment;
+    return iotHubs.length > 0 ? [...iotHubs] : [...this.config.iotHubs];
+  }
+
+  /** The enrollment's allocation policy, or the instance's. */
+  allocationPolicy(matched: MatchedEnrollment): AllocationPolicy {
+    return matched.enrollment.allocationPolicy ?? this.config.allocationPolicy;
+  }
+
+  /** The device id a new assignment (or a reset) gives: the individual enrollment's, or the registration id. */
+  deviceIdFor(registrationId: string, matched: MatchedEnrollment): string {
+    return matched.kind === 'individual' ? (matched.enrollment.deviceId ?? registrationId) : registrationId;
+  }
+
+  /**
+   * The IoT hub and device id the enrollment's built-in policy allocates `registrationId` to. A `custom`
+   * policy is the registrar's (it calls the webhook); here it hashes, as a fallback.
+   */
   allocate(registrationId: string, matched: MatchedEnrollment): { assignedHub: string; deviceId: string } {
-    const enrollment = matched.enrollment;
-    const hubs = enrollment.iotHubs.length > 0 ? enrollment.iotHubs : this.config.iotHubs;
-    const policy = enrollment.allocationPolicy ?? this.config.allocationPolicy;
-    // Evenly weighted hashing: the same device always lands on the same hub, devices spread evenly.
+    const hubs = this.linkedHubs(matched);
+    const policy = this.allocationPolicy(matched);
+    // static: the first hub. geoLatency: every hub is as near as any other here, so the first one too.
+    // hashed: evenly weighted, the same device always lands on the same hub while the list is the same.
     const index =
-      policy === 'static'
+      policy === 'static' || policy === 'geoLatency'
         ? 0
         : createHash('sha256').update(registrationId).digest().readUInt32BE(0) % hubs.length;
-    const deviceId =
-      matched.kind === 'individual' ? (matched.enrollment.deviceId ?? registrationId) : registrationId;
-    return { assignedHub: hubs[index] ?? this.config.iotHubs[0] ?? 'unknown-hub', deviceId };
+    return {
+      assignedHub: hubs[index] ?? this.config.iotHubs[0] ?? 'unknown-hub',
+      deviceId: this.deviceIdFor(registrationId, matched),
+    };
   }
 
   private *symmetricKeyCandidates(

@@ -1,6 +1,7 @@
 // The enrollments the emulator attests devices against, changed at run time by the service API: in
-// memory, and with a data directory also in `enrollments.json` next to `registrations.json`, written
-// atomically (temporary file + rename) like the registrations.
+// memory, and with a data directory also in `enrollments.json` (the snapshot) and `enrollments.journal`
+// (one line per change since) next to the registrations: storage/store-journal.ts. A change is written
+// before the service API answers, so what it acknowledged survives a `kill -9`.
 //
 // Precedence at start: the file's enrollments are loaded first (everything the API made survives a
 // restart), then the seeds (the configuration file, the `enrollments` option, the CLI flags, or the demo
@@ -8,9 +9,9 @@
 // the configuration stays the source of truth for the ids it names. A seed that has not changed keeps
 // its ETag and timestamps.
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import type { JsonObject } from '../../protocol/responses.js';
+import { StoreJournal } from '../storage/store-journal.js';
 import type { EnrollmentGroup, IndividualEnrollment } from './config.js';
 import type { EnrollmentSource } from './enrollment-book.js';
 
@@ -47,9 +48,19 @@ export interface EnrollmentSeeds {
 }
 
 export interface EnrollmentStoreOptions {
-  onWriteError?: (error: unknown) => void;
+  /** A write that failed (the change is kept in memory only). */
+  onWriteError?: (error: Error) => void;
+  /** Something recovered at start, e.g. a torn last journal line. */
+  onWarning?: (message: string) => void;
   now?: () => Date;
 }
+
+/** One journal line: an enrollment or group written, or deleted. */
+type JournalEntry =
+  | { putIndividual: StoredIndividualEnrollment }
+  | { putGroup: StoredEnrollmentGroup }
+  | { deleteIndividual: string }
+  | { deleteGroup: string };
 
 /** One kind of enrollment, by id. */
 class Collection<E, S extends StoredEnrollmentMeta & { enrollment: E }> {
@@ -69,17 +80,11 @@ export class EnrollmentStore implements EnrollmentSource {
     (group) => group.enrollmentGroupId,
   );
   private readonly listeners: Array<() => void> = [];
-  private writing: Promise<void> | undefined;
-  private dirty = false;
+  private journal: StoreJournal | undefined;
   private readonly now: () => Date;
-  private readonly onWriteError: (error: unknown) => void;
 
-  private constructor(
-    private readonly filePath: string | undefined,
-    options: EnrollmentStoreOptions,
-  ) {
+  private constructor(options: EnrollmentStoreOptions) {
     this.now = options.now ?? (() => new Date());
-    this.onWriteError = options.onWriteError ?? (() => {});
   }
 
   /** An in-memory store, or one loaded from (and saved to) `dataDir`; the seeds laid over either. */
@@ -88,19 +93,32 @@ export class EnrollmentStore implements EnrollmentSource {
     seeds: EnrollmentSeeds,
     options: EnrollmentStoreOptions = {},
   ): Promise<EnrollmentStore> {
-    let store: EnrollmentStore;
-    if (dataDir === undefined) {
-      store = new EnrollmentStore(undefined, options);
-    } else {
+    const store = new EnrollmentStore(options);
+    if (dataDir !== undefined) {
       await mkdir(dataDir, { recursive: true });
-      store = new EnrollmentStore(join(dataDir, ENROLLMENTS_FILE), options);
-      await store.load();
+      store.journal = StoreJournal.open({
+        dataDir,
+        snapshotFile: ENROLLMENTS_FILE,
+        what: 'enrollments',
+        readSnapshot: (json) => store.readSnapshot(json),
+        replay: (entry) => store.replay(entry as JournalEntry),
+        snapshot: (): StoreFile => ({
+          version: 1,
+          individualEnrollments: store.listIndividuals(),
+          enrollmentGroups: store.listGroups(),
+        }),
+        ...(options.onWarning === undefined ? {} : { onWarning: options.onWarning }),
+        ...(options.onWriteError === undefined ? {} : { onWriteError: options.onWriteError }),
+      });
     }
-    let changed = false;
-    for (const seed of seeds.individualEnrollments)
-      changed = store.seed(store.individualRecords, seed) || changed;
-    for (const seed of seeds.enrollmentGroups) changed = store.seed(store.groupRecords, seed) || changed;
-    if (changed) store.scheduleWrite();
+    for (const seed of seeds.individualEnrollments) {
+      const record = store.seed(store.individualRecords, seed);
+      if (record !== undefined) store.journal?.append({ putIndividual: record } satisfies JournalEntry);
+    }
+    for (const seed of seeds.enrollmentGroups) {
+      const record = store.seed(store.groupRecords, seed);
+      if (record !== undefined) store.journal?.append({ putGroup: record } satisfies JournalEntry);
+    }
     return store;
   }
 
@@ -137,19 +155,27 @@ export class EnrollmentStore implements EnrollmentSource {
 
   /** Creates or replaces; a new ETag, the creation time kept on a replacement. */
   putIndividual(enrollment: IndividualEnrollment, document?: JsonObject): StoredIndividualEnrollment {
-    return this.put(this.individualRecords, enrollment, document);
+    const record = this.put(this.individualRecords, enrollment, document);
+    this.changed({ putIndividual: record });
+    return record;
   }
 
   putGroup(group: EnrollmentGroup, document?: JsonObject): StoredEnrollmentGroup {
-    return this.put(this.groupRecords, group, document);
+    const record = this.put(this.groupRecords, group, document);
+    this.changed({ putGroup: record });
+    return record;
   }
 
   deleteIndividual(registrationId: string): boolean {
-    return this.remove(this.individualRecords, registrationId);
+    const removed = this.individualRecords.records.delete(registrationId);
+    if (removed) this.changed({ deleteIndividual: registrationId });
+    return removed;
   }
 
   deleteGroup(enrollmentGroupId: string): boolean {
-    return this.remove(this.groupRecords, enrollmentGroupId);
+    const removed = this.groupRecords.records.delete(enrollmentGroupId);
+    if (removed) this.changed({ deleteGroup: enrollmentGroupId });
+    return removed;
   }
 
   /** Called after every change (the TLS listeners refresh their list of client CAs). */
@@ -157,9 +183,19 @@ export class EnrollmentStore implements EnrollmentSource {
     this.listeners.push(listener);
   }
 
-  /** Resolves once every change so far is on disk. */
+  /** Resolves once every change so far is fsynced. */
   async flush(): Promise<void> {
-    while (this.writing !== undefined) await this.writing;
+    await this.journal?.flush();
+  }
+
+  /** Folds the journal into `enrollments.json` and closes it; failures join writeErrors(). */
+  close(): void {
+    this.journal?.close();
+  }
+
+  /** Writes that failed since the start (the data directory became unwritable, the disk filled up). */
+  writeErrors(): readonly Error[] {
+    return this.journal?.writeErrors() ?? [];
   }
 
   private put<E, S extends StoredEnrollmentMeta & { enrollment: E }>(
@@ -178,24 +214,14 @@ export class EnrollmentStore implements EnrollmentSource {
       ...(document === undefined ? {} : { document }),
     } as S;
     collection.records.set(id, record);
-    this.changed();
     return record;
   }
 
-  private remove<E, S extends StoredEnrollmentMeta & { enrollment: E }>(
-    collection: Collection<E, S>,
-    id: string,
-  ): boolean {
-    const removed = collection.records.delete(id);
-    if (removed) this.changed();
-    return removed;
-  }
-
-  /** Lays a seed over the stored record with its id; true when that changed anything. */
+  /** Lays a seed over the stored record with its id; the new record when that changed anything. */
   private seed<E, S extends StoredEnrollmentMeta & { enrollment: E }>(
     collection: Collection<E, S>,
     enrollment: E,
-  ): boolean {
+  ): S | undefined {
     const id = collection.idOf(enrollment);
     const existing = collection.records.get(id);
     if (
@@ -203,54 +229,37 @@ export class EnrollmentStore implements EnrollmentSource {
       existing.document === undefined &&
       JSON.stringify(existing.enrollment) === JSON.stringify(enrollment)
     ) {
-      return false;
+      return undefined;
     }
     const nowUtc = this.now().toISOString();
-    collection.records.set(id, {
+    const record = {
       enrollment,
       etag: newEtag(),
       createdDateTimeUtc: existing?.createdDateTimeUtc ?? nowUtc,
       lastUpdatedDateTimeUtc: nowUtc,
-    } as S);
-    return true;
+    } as S;
+    collection.records.set(id, record);
+    return record;
   }
 
-  private changed(): void {
-    this.scheduleWrite();
+  /** Written to the journal before the caller answers; then the listeners. */
+  private changed(entry: JournalEntry): void {
+    this.journal?.append(entry);
     for (const listener of this.listeners) listener();
   }
 
-  private async load(): Promise<void> {
-    const filePath = this.filePath!;
-    let text: string;
-    try {
-      text = await readFile(filePath, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw error;
-    }
-    let file: StoreFile;
-    try {
-      file = JSON.parse(text) as StoreFile;
-    } catch (error) {
-      throw new Error(`the enrollments file ${filePath} is not valid JSON; fix or delete it`, {
-        cause: error,
-      });
-    }
+  private readSnapshot(json: unknown): void {
+    const file = json as StoreFile;
     const wellFormed =
       file !== null &&
       typeof file === 'object' &&
       file.version === 1 &&
       Array.isArray(file.individualEnrollments) &&
       Array.isArray(file.enrollmentGroups) &&
-      file.individualEnrollments.every(
-        (record) => typeof record?.enrollment?.registrationId === 'string' && isMeta(record),
-      ) &&
-      file.enrollmentGroups.every(
-        (record) => typeof record?.enrollment?.enrollmentGroupId === 'string' && isMeta(record),
-      );
+      file.individualEnrollments.every(isStoredIndividual) &&
+      file.enrollmentGroups.every(isStoredGroup);
     if (!wellFormed) {
-      throw new Error(`the enrollments file ${filePath} has an unknown format; delete it to start afresh`);
+      throw new Error('expected {"version":1,"individualEnrollments":[...],"enrollmentGroups":[...]}');
     }
     for (const record of file.individualEnrollments)
       this.individualRecords.records.set(record.enrollment.registrationId, record);
@@ -258,31 +267,28 @@ export class EnrollmentStore implements EnrollmentSource {
       this.groupRecords.records.set(record.enrollment.enrollmentGroupId, record);
   }
 
-  private scheduleWrite(): void {
-    if (this.filePath === undefined) return;
-    this.dirty = true;
-    if (this.writing !== undefined) return; // the running write loop picks this change up
-    this.writing = this.writeLoop()
-      .catch((error: unknown) => this.onWriteError(error))
-      .finally(() => {
-        this.writing = undefined;
-      });
-  }
-
-  private async writeLoop(): Promise<void> {
-    const filePath = this.filePath!;
-    while (this.dirty) {
-      this.dirty = false;
-      const file: StoreFile = {
-        version: 1,
-        individualEnrollments: this.listIndividuals(),
-        enrollmentGroups: this.listGroups(),
-      };
-      const temporary = `${filePath}.${process.pid}.tmp`;
-      await writeFile(temporary, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
-      await rename(temporary, filePath);
+  private replay(entry: JournalEntry): void {
+    if (entry === null || typeof entry !== 'object') throw new Error('not an enrollment change');
+    if ('putIndividual' in entry && isStoredIndividual(entry.putIndividual)) {
+      this.individualRecords.records.set(entry.putIndividual.enrollment.registrationId, entry.putIndividual);
+    } else if ('putGroup' in entry && isStoredGroup(entry.putGroup)) {
+      this.groupRecords.records.set(entry.putGroup.enrollment.enrollmentGroupId, entry.putGroup);
+    } else if ('deleteIndividual' in entry && typeof entry.deleteIndividual === 'string') {
+      this.individualRecords.records.delete(entry.deleteIndividual);
+    } else if ('deleteGroup' in entry && typeof entry.deleteGroup === 'string') {
+      this.groupRecords.records.delete(entry.deleteGroup);
+    } else {
+      throw new Error('not an enrollment change');
     }
   }
+}
+
+function isStoredIndividual(record: StoredIndividualEnrollment): boolean {
+  return typeof record?.enrollment?.registrationId === 'string' && isMeta(record);
+}
+
+function isStoredGroup(record: StoredEnrollmentGroup): boolean {
+  return typeof record?.enrollment?.enrollmentGroupId === 'string' && isMeta(record);
 }
 
 function isMeta(record: StoredEnrollmentMeta): boolean {

@@ -1,34 +1,16 @@
 // Certificate issuance (api-version 2025-07-01-preview and later): checks a device's PKCS#10 request
 // against its enrollment's policy and signs its operational certificate with the issuing CA. Signing is
 // node:crypto over a TBSCertificate built with the shared DER writer: no process spawned per device.
+import { createPrivateKey, type KeyObject, randomBytes, sign, X509Certificate } from 'node:crypto';
 import {
-  createHash,
-  createPrivateKey,
-  type KeyObject,
-  randomBytes,
-  sign,
-  X509Certificate,
-} from 'node:crypto';
+  assembleCertificate,
+  buildDeviceTbsCertificate,
+  type CertificateIssuerInfo,
+  certificateIssuerInfo,
+  serialNumberFrom,
+} from '../../protocol/certificate-builder.js';
 import { CsrFormatError, type ParsedCsr, readCsr } from '../../protocol/csr-reader.js';
-import {
-  type DerNode,
-  decodeBitStringBytes,
-  decodeOid,
-  derBitString,
-  derBoolean,
-  derChildren,
-  derCommonNameOnly,
-  derContext,
-  derInteger,
-  derOctetString,
-  derOid,
-  derSequence,
-  derTime,
-  expectTag,
-  Oid,
-  readDer,
-  Tag,
-} from '../../protocol/der.js';
+import { Oid } from '../../protocol/der.js';
 import {
   type CertificateIssuancePolicy,
   type IssuanceKeyType,
@@ -198,8 +180,7 @@ export function checkCsr(options: {
 /** Signs device certificates with the issuing CA; built once, cheap per certificate. */
 export class CertificateIssuer {
   private readonly issuingKey: KeyObject;
-  private readonly issuerNameDer: Buffer;
-  private readonly authorityKeyId: Buffer;
+  private readonly issuer: CertificateIssuerInfo;
   private readonly issuingCaNotBeforeMs: number;
   private readonly issuingCaNotAfterMs: number;
   private readonly chainTail: string[];
@@ -218,10 +199,7 @@ export class CertificateIssuer {
     if (!issuing.checkIssued(root) || !issuing.verify(root.publicKey)) {
       throw new Error('the issuing CA certificate is not issued by the emulator root CA');
     }
-    const tbs = tbsFields(issuing.raw);
-    this.issuerNameDer = tbs.subject.encoded;
-    this.authorityKeyId =
-      subjectKeyIdentifierOf(tbs.extensions) ?? keyIdentifier(tbs.subjectPublicKeyInfo.encoded);
+    this.issuer = certificateIssuerInfo(issuing.raw);
     this.issuingCaNotBeforeMs = Date.parse(issuing.validFrom);
     this.issuingCaNotAfterMs = Date.parse(issuing.validTo);
     this.chainTail = [issuing.raw.toString('base64'), root.raw.toString('base64')];
@@ -241,33 +219,22 @@ export class CertificateIssuer {
     const notAfter = new Date(
       Math.min(notBefore.getTime() + options.validityDays * DAY_MS, this.issuingCaNotAfterMs),
     );
-    const serial = randomBytes(16);
-    // Positive (top bit clear) and exactly 16 bytes (the first byte never zero).
-    serial[0] = ((serial[0] ?? 0) & 0x7f) | 0x40;
-    const signatureAlgorithm = derSequence(derOid(Oid.ecdsaWithSha384));
-    const spki = Buffer.from(options.publicKeySpkiDer);
-    const extensions = derSequence(
-      extension(Oid.keyUsage, true, derBitString(Uint8Array.of(0x80), 7)), // digitalSignature
-      extension(Oid.extendedKeyUsage, false, derSequence(derOid(Oid.clientAuth))),
-      extension(Oid.basicConstraints, true, derSequence()), // cA FALSE is the default, so absent in DER
-      extension(Oid.subjectKeyIdentifier, false, derOctetString(keyIdentifier(spki))),
-      extension(Oid.authorityKeyIdentifier, false, derSequence(derContext(0, this.authorityKeyId, false))),
-    );
-    const tbs = derSequence(
-      derContext(0, derInteger(2n)), // v3
-      derInteger(serial),
-      signatureAlgorithm,
-      this.issuerNameDer,
-      derSequence(derTime(notBefore), derTime(notAfter)),
-      derCommonNameOnly(options.registrationId),
-      spki,
-      derContext(3, extensions),
-    );
+    const serial = serialNumberFrom(randomBytes(16));
+    // Leaves are labelled ecdsa-with-SHA384, as DPS's are.
+    const tbs = buildDeviceTbsCertificate({
+      serial,
+      signatureAlgorithm: Oid.ecdsaWithSha384,
+      issuer: this.issuer,
+      notBefore,
+      notAfter,
+      commonName: options.registrationId,
+      publicKeySpkiDer: options.publicKeySpkiDer,
+    });
     const signature = sign('sha384', tbs, { key: this.issuingKey, dsaEncoding: 'der' });
-    const leaf = derSequence(tbs, signatureAlgorithm, derBitString(signature));
+    const leaf = assembleCertificate(tbs, Oid.ecdsaWithSha384, signature);
     return {
       chain: [Buffer.from(leaf).toString('base64'), ...this.chainTail],
-      serialNumber: serial.toString('hex').toUpperCase(),
+      serialNumber: Buffer.from(serial).toString('hex').toUpperCase(),
       notBefore,
       notAfter,
     };
@@ -276,51 +243,4 @@ export class CertificateIssuer {
 
 function refuse(errorCode: number, message: string): CsrRefusal {
   return { ok: false, errorCode, message };
-}
-
-function extension(oid: string, critical: boolean, value: Uint8Array): Uint8Array {
-  return critical
-    ? derSequence(derOid(oid), derBoolean(true), derOctetString(value))
-    : derSequence(derOid(oid), derOctetString(value));
-}
-
-/** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits. */
-function keyIdentifier(spkiDer: Uint8Array): Buffer {
-  const [, subjectPublicKey] = derChildren(expectTag(readDer(spkiDer), Tag.sequence, 'subjectPublicKeyInfo'));
-  return createHash('sha1')
-    .update(
-      decodeBitStringBytes(
-        expectTag(subjectPublicKey, Tag.bitString, 'subjectPublicKey'),
-        'subjectPublicKey',
-      ),
-    )
-    .digest();
-}
-
-/** The parts of a certificate's TBSCertificate the issuer needs. */
-function tbsFields(certificateDer: Uint8Array): {
-  subject: DerNode;
-  subjectPublicKeyInfo: DerNode;
-  extensions: DerNode | undefined;
-} {
-  const [tbs] = derChildren(expectTag(readDer(certificateDer), Tag.sequence, 'Certificate'));
-  const fields = derChildren(expectTag(tbs, Tag.sequence, 'TBSCertificate'));
-  // version [0] is present in every v3 certificate; skip it when it is there.
-  const offset = fields[0]?.tag === 0xa0 ? 1 : 0;
-  const subject = expectTag(fields[offset + 4], Tag.sequence, 'subject');
-  const subjectPublicKeyInfo = expectTag(fields[offset + 5], Tag.sequence, 'subjectPublicKeyInfo');
-  const extensions = fields.slice(offset + 6).find((field) => field.tag === 0xa3);
-  return { subject, subjectPublicKeyInfo, extensions };
-}
-
-function subjectKeyIdentifierOf(extensions: DerNode | undefined): Buffer | undefined {
-  if (extensions === undefined) return undefined;
-  const [list] = derChildren(extensions);
-  for (const entry of derChildren(expectTag(list, Tag.sequence, 'extensions'))) {
-    const parts = derChildren(expectTag(entry, Tag.sequence, 'extension'));
-    if (decodeOid(expectTag(parts[0], Tag.oid, 'extnID')) !== Oid.subjectKeyIdentifier) continue;
-    const value = expectTag(parts[parts.length - 1], Tag.octetString, 'extnValue');
-    return Buffer.from(expectTag(readDer(value.content), Tag.octetString, 'keyIdentifier').content);
-  }
-  return undefined;
 }

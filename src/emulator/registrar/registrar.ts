@@ -7,10 +7,18 @@ import type {
   RegistrationState,
   ServiceErrorBody,
 } from '../../protocol/responses.js';
-import { effectiveCertificateIssuance } from '../enrollments/config.js';
+import { DEFAULT_REPROVISION_POLICY, effectiveCertificateIssuance } from '../enrollments/config.js';
 import { type Attested, certificateInfo, type EnrollmentBook } from '../enrollments/enrollment-book.js';
 import { type CertificateIssuer, checkCsr } from './certificate-issuer.js';
+import {
+  type AllocationWebhookCaller,
+  buildAllocationRequest,
+  CUSTOM_ALLOCATION_ERROR_CODES,
+  type CustomAllocationDecision,
+  interpretWebhookReply,
+} from './custom-allocation.js';
 import type { RegistrationRecord, RegistrationStore } from './registration-store.js';
+import { type Allocation, placeRegistration } from './reprovisioning.js';
 
 export interface DpsResponse {
   statusCode: number;
@@ -36,6 +44,11 @@ export interface RegistrarOptions {
   assignmentDelayMs: number;
   /** Signs the certificate a register request with `csr` asks for; startEmulator always gives one. */
   issuer?: CertificateIssuer | undefined;
+  /**
+   * Calls a custom allocation webhook (registrar/allocation-webhook.ts in startEmulator). Without one, an
+   * enrollment with allocationPolicy "custom" fails its registrations (400207).
+   */
+  callAllocationWebhook?: AllocationWebhookCaller | undefined;
   now?: () => Date;
 }
 
@@ -47,7 +60,9 @@ interface Operation {
   csrPublicKeySpkiDer: Buffer | undefined;
   createdAtMs: number;
   pollsAnswered: number;
-  /** Set once assigned: later queries for the same operation get the same answer. */
+  /** Custom allocation: the webhook's decision, once it has answered (status queries wait for it). */
+  customAllocation?: { decision: CustomAllocationDecision | undefined };
+  /** Set once assigned (or failed): later queries for the same operation get the same answer. */
   result?: OperationStatus;
 }
 
@@ -116,6 +131,9 @@ export class Registrar {
       pollsAnswered: 0,
     };
     this.remember(operation);
+    if (this.options.book.allocationPolicy(device.attested.matched) === 'custom') {
+      this.startCustomAllocation(operation);
+    }
     return {
       statusCode: 202,
       body: { operationId: operation.operationId, status: 'assigning' },
@@ -133,12 +151,18 @@ export class Registrar {
     if (operation.result !== undefined) return { statusCode: 200, body: operation.result };
     const ready =
       operation.pollsAnswered >= this.options.pollsBeforeAssignment &&
-      this.now().getTime() - operation.createdAtMs >= this.options.assignmentDelayMs;
+      this.now().getTime() - operation.createdAtMs >= this.options.assignmentDelayMs &&
+      (operation.customAllocation === undefined || operation.customAllocation.decision !== undefined);
     if (!ready) {
       operation.pollsAnswered++;
+      // As the service answers a status query that is still assigning.
       return {
         statusCode: 202,
-        body: { operationId, status: 'assigning' },
+        body: {
+          operationId,
+          status: 'assigning',
+          registrationState: { registrationId: device.registrationId, status: 'assigning' },
+        },
         retryAfterSeconds: this.options.retryAfterSeconds,
       };
     }
@@ -154,12 +178,95 @@ export class Registrar {
     };
   }
 
+  /**
+   * Custom allocation runs while the device polls: the webhook is called now, and status queries answer
+   * `assigning` until it has answered (or timed out).
+   */
+  private startCustomAllocation(operation: Operation): void {
+    const state: { decision: CustomAllocationDecision | undefined } = { decision: undefined };
+    operation.customAllocation = state;
+    const { registrationId, attested } = operation.device;
+    const enrollment = attested.matched.enrollment;
+    const definition = enrollment.customAllocationDefinition;
+    const call = this.options.callAllocationWebhook;
+    if (definition === undefined || call === undefined) {
+      state.decision = {
+        ok: false,
+        errorCode: CUSTOM_ALLOCATION_ERROR_CODES.failed,
+        errorMessage:
+          definition === undefined
+            ? 'the enrollment has allocationPolicy "custom" but no customAllocationDefinition'
+            : 'this emulator calls no custom allocation webhooks',
+      };
+      return;
+    }
+    const existing = this.options.store.get(registrationId);
+    const policy = enrollment.reprovisionPolicy ?? DEFAULT_REPROVISION_POLICY;
+    // A device that may not move is offered only the hub it is on (as DPS does).
+    const linkedHubs =
+      existing !== undefined && !policy.updateHubAssignment
+        ? [existing.assignedHub]
+        : this.options.book.linkedHubs(attested.matched);
+    const request = buildAllocationRequest({
+      registrationId,
+      attested,
+      definition,
+      linkedHubs,
+      payload: operation.requestPayload,
+      current:
+        existing === undefined
+          ? undefined
+          : { assignedHub: existing.assignedHub, deviceId: existing.deviceId },
+    });
+    void call(definition.webhookUrl, request).then(
+      (reply) => {
+        state.decision = interpretWebhookReply(reply, linkedHubs, definition.webhookUrl);
+      },
+      (error: unknown) => {
+        state.decision = {
+          ok: false,
+          errorCode: CUSTOM_ALLOCATION_ERROR_CODES.failed,
+          errorMessage: `the custom allocation webhook call failed: ${error instanceof Error ? error.message : String(error)}`,
+        };
+      },
+    );
+  }
+
   private assign(operation: Operation): OperationStatus {
     const { device } = operation;
     const { registrationId, attested } = device;
     const nowUtc = this.now().toISOString();
     const existing = this.options.store.get(registrationId);
     const enrollment = attested.matched.enrollment;
+    const { book } = this.options;
+
+    // What the enrollment's allocation chooses now, and the payload for the device.
+    let allocation: Allocation;
+    let payload: JsonValue | undefined;
+    const decision = operation.customAllocation?.decision;
+    if (decision !== undefined) {
+      if (!decision.ok) return this.failed(operation, decision, nowUtc);
+      allocation = {
+        assignedHub: decision.iotHubHostName,
+        deviceId: book.deviceIdFor(registrationId, attested.matched),
+        // The webhook's twin, or else the enrollment's (used on a first assignment and on a reset).
+        initialTwin: decision.initialTwin ?? enrollment.initialTwin,
+      };
+      payload = decision.payload;
+    } else {
+      allocation = {
+        ...book.allocate(registrationId, attested.matched),
+        initialTwin: enrollment.initialTwin,
+      };
+      // The enrollment's payload, or else the device's own echoed back (the emulator's stand-in).
+      payload = enrollment.payload ?? operation.requestPayload;
+    }
+    const placement = placeRegistration(
+      existing,
+      allocation,
+      enrollment.reprovisionPolicy ?? DEFAULT_REPROVISION_POLICY,
+    );
+
     // A new certificate for every registration with a CSR: re-registering with a new CSR is renewal.
     const { issuer } = this.options;
     const issued =
@@ -168,30 +275,25 @@ export class Registrar {
         : issuer.issue({
             registrationId,
             publicKeySpkiDer: operation.csrPublicKeySpkiDer,
-            validityDays: effectiveCertificateIssuance(this.options.book.config, enrollment).validityDays,
+            validityDays: effectiveCertificateIssuance(book.config, enrollment).validityDays,
             now: this.now(),
           });
-    let record: RegistrationRecord;
-    if (existing !== undefined) {
-      // Registration is idempotent: a device that registers again keeps its hub and device id.
-      record = { ...existing, lastUpdatedDateTimeUtc: nowUtc, etag: newEtag() };
-    } else {
-      const { assignedHub, deviceId } = this.options.book.allocate(registrationId, attested.matched);
-      record = {
-        registrationId,
-        deviceId,
-        assignedHub,
-        createdDateTimeUtc: nowUtc,
-        lastUpdatedDateTimeUtc: nowUtc,
-        etag: newEtag(),
-        substatus: 'initialAssignment',
-        enrollment:
-          attested.matched.kind === 'individual'
-            ? { kind: 'individual', id: registrationId }
-            : { kind: 'group', id: attested.matched.enrollment.enrollmentGroupId },
-        initialTwin: enrollment.initialTwin,
-      };
-    }
+    const record: RegistrationRecord = {
+      ...existing,
+      registrationId,
+      deviceId: placement.deviceId,
+      assignedHub: placement.assignedHub,
+      createdDateTimeUtc: existing?.createdDateTimeUtc ?? nowUtc,
+      lastUpdatedDateTimeUtc: nowUtc,
+      etag: newEtag(),
+      substatus: placement.substatus,
+      enrollment:
+        attested.matched.kind === 'individual'
+          ? { kind: 'individual', id: registrationId }
+          : { kind: 'group', id: attested.matched.enrollment.enrollmentGroupId },
+      initialTwin: placement.initialTwin,
+      hubHistory: placement.hubHistory,
+    };
     if (issued !== undefined) {
       // What was issued, for registrations(); the certificate itself is not kept (the device has it).
       record.issuedCertificate = {
@@ -212,24 +314,35 @@ export class Registrar {
       lastUpdatedDateTimeUtc: record.lastUpdatedDateTimeUtc,
       etag: record.etag,
     };
-    const enrollmentGroupId =
-      attested.matched.kind === 'group' ? attested.matched.enrollment.enrollmentGroupId : undefined;
-    if (attested.attestation === 'symmetricKey') {
-      state.symmetricKey = enrollmentGroupId === undefined ? {} : { enrollmentGroupId };
-    } else {
-      state.x509 = {};
-      if (attested.certificate !== undefined)
-        state.x509.certificateInfo = certificateInfo(attested.certificate);
-      if (enrollmentGroupId !== undefined) state.x509.enrollmentGroupId = enrollmentGroupId;
-      if (attested.signingCertificate !== undefined) {
-        state.x509.signingCertificateInfo = certificateInfo(attested.signingCertificate);
-      }
-    }
-    // Custom allocation data: the enrollment's payload, or else the device's own echoed back.
-    const payload = enrollment.payload ?? operation.requestPayload;
+    addAttestation(state, attested);
     if (payload !== undefined) state.payload = payload;
     if (issued !== undefined) state.issuedCertificateChain = issued.chain;
     return { operationId: operation.operationId, status: 'assigned', registrationState: state };
+  }
+
+  /**
+   * A registration the custom allocation refused: status `failed` with the error in the registration
+   * state (a 200, as DPS answers). The device's registration record, if any, is left as it was, so
+   * it can register again later.
+   */
+  private failed(
+    operation: Operation,
+    failure: { errorCode: number; errorMessage: string },
+    nowUtc: string,
+  ): OperationStatus {
+    const { registrationId, attested } = operation.device;
+    const existing = this.options.store.get(registrationId);
+    const state: RegistrationState = {
+      registrationId,
+      createdDateTimeUtc: existing?.createdDateTimeUtc ?? nowUtc,
+      status: 'failed',
+      errorCode: failure.errorCode,
+      errorMessage: failure.errorMessage,
+      lastUpdatedDateTimeUtc: nowUtc,
+      etag: newEtag(),
+    };
+    addAttestation(state, attested);
+    return { operationId: operation.operationId, status: 'failed', registrationState: state };
   }
 
   private remember(operation: Operation): void {
@@ -238,6 +351,22 @@ export class Registrar {
       const oldest = this.operations.keys().next().value;
       if (oldest !== undefined) this.operations.delete(oldest);
     }
+  }
+}
+
+/** `symmetricKey { enrollmentGroupId? }` or `x509 { certificateInfo, ... }`: how the device attested. */
+function addAttestation(state: RegistrationState, attested: Attested): void {
+  const enrollmentGroupId =
+    attested.matched.kind === 'group' ? attested.matched.enrollment.enrollmentGroupId : undefined;
+  if (attested.attestation === 'symmetricKey') {
+    state.symmetricKey = enrollmentGroupId === undefined ? {} : { enrollmentGroupId };
+    return;
+  }
+  state.x509 = {};
+  if (attested.certificate !== undefined) state.x509.certificateInfo = certificateInfo(attested.certificate);
+  if (enrollmentGroupId !== undefined) state.x509.enrollmentGroupId = enrollmentGroupId;
+  if (attested.signingCertificate !== undefined) {
+    state.x509.signingCertificateInfo = certificateInfo(attested.signingCertificate);
   }
 }
 

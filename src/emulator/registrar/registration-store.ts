@@ -1,9 +1,10 @@
-// Device registrations: in memory, and with a data directory also in `registrations.json`, written
-// atomically (temporary file + rename) so a crash never leaves half a file. Writes are coalesced: a
-// burst of thousands of registrations costs a few writes, not thousands.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+// Device registrations: in memory, and with a data directory also in `registrations.json` (the snapshot)
+// and `registrations.journal` (one line per change since): storage/store-journal.ts. A registration is
+// written before put() returns, so the answer that tells the device it is assigned goes out after it is
+// on disk: a `kill -9` at any moment loses nothing a device was told.
+import { mkdir } from 'node:fs/promises';
 import type { JsonObject } from '../../protocol/responses.js';
+import { StoreJournal } from '../storage/store-journal.js';
 
 export interface RegistrationRecord {
   registrationId: string;
@@ -18,6 +19,8 @@ export interface RegistrationRecord {
   initialTwin?: JsonObject | undefined;
   /** The last certificate issued to the device (certificate issuance); the certificate itself is not kept. */
   issuedCertificate?: { serialNumber: string; notBeforeUtc: string; notAfterUtc: string } | undefined;
+  /** Every hub the device has been assigned to, oldest first (re-provisioning: back on a hub it had). */
+  hubHistory?: string[] | undefined;
 }
 
 interface StoreFile {
@@ -27,25 +30,40 @@ interface StoreFile {
 
 export const REGISTRATIONS_FILE = 'registrations.json';
 
+export interface RegistrationStoreOptions {
+  /** A write that failed (the change is kept in memory only). */
+  onWriteError?: (error: Error) => void;
+  /** Something recovered at start, e.g. a torn last journal line. */
+  onWarning?: (message: string) => void;
+}
+
+/** One journal line: a registration written, or forgotten. */
+type JournalEntry = { put: RegistrationRecord } | { delete: string };
+
 export class RegistrationStore {
   private readonly records = new Map<string, RegistrationRecord>();
-  private writing: Promise<void> | undefined;
-  private dirty = false;
+  private journal: StoreJournal | undefined;
 
-  private constructor(
-    private readonly filePath: string | undefined,
-    private readonly onWriteError: (error: unknown) => void,
-  ) {}
+  private constructor() {}
 
   /** An in-memory store, or one loaded from (and saved to) `dataDir`. */
   static async open(
     dataDir: string | undefined,
-    onWriteError: (error: unknown) => void = () => {},
+    options: RegistrationStoreOptions = {},
   ): Promise<RegistrationStore> {
-    if (dataDir === undefined) return new RegistrationStore(undefined, onWriteError);
+    const store = new RegistrationStore();
+    if (dataDir === undefined) return store;
     await mkdir(dataDir, { recursive: true });
-    const store = new RegistrationStore(join(dataDir, REGISTRATIONS_FILE), onWriteError);
-    await store.load();
+    store.journal = StoreJournal.open({
+      dataDir,
+      snapshotFile: REGISTRATIONS_FILE,
+      what: 'registrations',
+      readSnapshot: (json) => store.readSnapshot(json),
+      replay: (entry) => store.replay(entry as JournalEntry),
+      snapshot: (): StoreFile => ({ version: 1, registrations: store.all() }),
+      ...(options.onWarning === undefined ? {} : { onWarning: options.onWarning }),
+      ...(options.onWriteError === undefined ? {} : { onWriteError: options.onWriteError }),
+    });
     return store;
   }
 
@@ -57,67 +75,71 @@ export class RegistrationStore {
     return [...this.records.values()];
   }
 
+  /** Keeps the registration; with a data directory it is written to the journal before this returns. */
   put(record: RegistrationRecord): void {
     this.records.set(record.registrationId, record);
-    this.scheduleWrite();
+    this.journal?.append({ put: record } satisfies JournalEntry);
   }
 
   /** Forgets a registration (the service API's DELETE): the device's next registration starts afresh. */
   delete(registrationId: string): boolean {
     const deleted = this.records.delete(registrationId);
-    if (deleted) this.scheduleWrite();
+    if (deleted) this.journal?.append({ delete: registrationId } satisfies JournalEntry);
     return deleted;
   }
 
-  /** Resolves once everything put so far is on disk. */
+  /** Resolves once everything put so far is fsynced. */
   async flush(): Promise<void> {
-    while (this.writing !== undefined) await this.writing;
+    await this.journal?.flush();
   }
 
-  private async load(): Promise<void> {
-    if (this.filePath === undefined) return;
-    let text: string;
-    try {
-      text = await readFile(this.filePath, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw error;
-    }
-    let file: StoreFile;
-    try {
-      file = JSON.parse(text) as StoreFile;
-    } catch (error) {
-      throw new Error(`the registrations file ${this.filePath} is not valid JSON; fix or delete it`, {
-        cause: error,
-      });
-    }
-    if (file.version !== 1 || !Array.isArray(file.registrations)) {
-      throw new Error(
-        `the registrations file ${this.filePath} has an unknown format; delete it to start afresh`,
-      );
+  /** Folds the journal into `registrations.json` and closes it; failures join writeErrors(). */
+  close(): void {
+    this.journal?.close();
+  }
+
+  /** Writes that failed since the start (the data directory became unwritable, the disk filled up). */
+  writeErrors(): readonly Error[] {
+    return this.journal?.writeErrors() ?? [];
+  }
+
+  private readSnapshot(json: unknown): void {
+    const file = json as StoreFile | null;
+    if (
+      file === null ||
+      typeof file !== 'object' ||
+      file.version !== 1 ||
+      !Array.isArray(file.registrations) ||
+      !file.registrations.every(isRecord)
+    ) {
+      throw new Error('expected {"version":1,"registrations":[...]}');
     }
     for (const record of file.registrations) this.records.set(record.registrationId, record);
   }
 
-  private scheduleWrite(): void {
-    if (this.filePath === undefined) return;
-    this.dirty = true;
-    if (this.writing !== undefined) return; // the running write loop picks this change up
-    this.writing = this.writeLoop()
-      .catch((error: unknown) => this.onWriteError(error))
-      .finally(() => {
-        this.writing = undefined;
-      });
-  }
-
-  private async writeLoop(): Promise<void> {
-    const filePath = this.filePath!;
-    while (this.dirty) {
-      this.dirty = false;
-      const file: StoreFile = { version: 1, registrations: this.all() };
-      const temporary = `${filePath}.${process.pid}.tmp`;
-      await writeFile(temporary, `${JSON.stringify(file, null, 2)}\n`);
-      await rename(temporary, filePath);
+  private replay(entry: JournalEntry): void {
+    if (entry !== null && typeof entry === 'object' && 'put' in entry && isRecord(entry.put)) {
+      this.records.set(entry.put.registrationId, entry.put);
+    } else if (
+      entry !== null &&
+      typeof entry === 'object' &&
+      'delete' in entry &&
+      typeof entry.delete === 'string'
+    ) {
+      this.records.delete(entry.delete);
+    } else {
+      throw new Error('not a registration change');
     }
   }
+}
+
+function isRecord(value: unknown): value is RegistrationRecord {
+  const record = value as RegistrationRecord | null;
+  return (
+    record !== null &&
+    typeof record === 'object' &&
+    typeof record.registrationId === 'string' &&
+    typeof record.deviceId === 'string' &&
+    typeof record.assignedHub === 'string'
+  );
 }

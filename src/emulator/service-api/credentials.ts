@@ -1,15 +1,16 @@
 // The emulator's service connection string: a key generated on first start and kept in the data directory
-// (`service-credentials.json`, written atomically, readable by the owner only), or for this run only
+// (`service-credentials.json`, written atomically and fsynced, readable by the owner only), or for this run only
 // without one. The host name is `localhost`: the official service SDK dials port 443 of that name, so on
 // another port it needs an agent (docs/emulator.md, "Service API").
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   formatServiceConnectionString,
   SERVICE_KEY_NAME,
   type ServiceConnectionString,
 } from '../../protocol/service-sas.js';
+import { writeFileDurablySync } from '../storage/durable-file.js';
 
 export const SERVICE_CREDENTIALS_FILE = 'service-credentials.json';
 export const SERVICE_HOST_NAME = 'localhost';
@@ -33,9 +34,7 @@ export async function loadServiceCredentials(dataDir: string | undefined): Promi
       key = newKey();
       await mkdir(dataDir, { recursive: true });
       const file: CredentialsFile = { version: 1, keyName: SERVICE_KEY_NAME, key };
-      const temporary = `${path}.${process.pid}.tmp`;
-      await writeFile(temporary, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
-      await rename(temporary, path);
+      writeFileDurablySync(path, `${JSON.stringify(file, null, 2)}\n`, 0o600);
     }
   }
   const parts = { hostName: SERVICE_HOST_NAME, keyName: SERVICE_KEY_NAME, key: key ?? newKey() };

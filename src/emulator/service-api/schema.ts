@@ -1,17 +1,21 @@
 // The service API's enrollment documents (api-version 2021-10-01): validated field by field with messages
 // that name the field, normalised, and mapped to and from the emulator's own enrollment model (enrollments/config.ts).
-// Fields the emulator does not act on yet (reprovisionPolicy, customAllocationDefinition, capabilities,
-// caReferences, TPM) are kept in the document and returned as they were sent.
+// Fields the emulator does not act on (capabilities, caReferences, TPM) are kept in the document and
+// returned as they were sent; reprovisionPolicy and customAllocationDefinition are acted on by the registrar.
 import { randomBytes, X509Certificate } from 'node:crypto';
 import type { JsonObject, JsonValue } from '../../protocol/responses.js';
 import { isValidRegistrationId } from '../../protocol/validate.js';
 import {
   type AllocationPolicy,
+  type CustomAllocationDefinition,
+  DEFAULT_REPROVISION_POLICY,
   type EnrollmentGroup,
   type IndividualEnrollment,
   invalidIotHubMessage,
   isIotHubHostName,
+  isWebhookUrl,
   normaliseThumbprint,
+  type ReprovisionPolicy,
   type SymmetricKeyAttestation,
 } from '../enrollments/config.js';
 import { certificateInfo } from '../enrollments/enrollment-book.js';
@@ -313,7 +317,10 @@ function commonDocument(enrollment: IndividualEnrollment | EnrollmentGroup): Jso
     ...(enrollment.initialTwin === undefined ? {} : { initialTwin: enrollment.initialTwin }),
     provisioningStatus: enrollment.enabled ? 'enabled' : 'disabled',
     capabilities: { iotEdge: false },
-    reprovisionPolicy: { updateHubAssignment: true, migrateDeviceData: true },
+    reprovisionPolicy: { ...(enrollment.reprovisionPolicy ?? DEFAULT_REPROVISION_POLICY) },
+    ...(enrollment.customAllocationDefinition === undefined
+      ? {}
+      : { customAllocationDefinition: { ...enrollment.customAllocationDefinition } }),
   };
 }
 
@@ -494,10 +501,15 @@ function commonFields(
   const reprovision = present(root.reprovisionPolicy)
     ? object(root.reprovisionPolicy, 'reprovisionPolicy')
     : {};
-  document.reprovisionPolicy = {
-    updateHubAssignment: optionalBoolean(reprovision, 'reprovisionPolicy', 'updateHubAssignment') ?? true,
-    migrateDeviceData: optionalBoolean(reprovision, 'reprovisionPolicy', 'migrateDeviceData') ?? true,
+  const reprovisionPolicy: ReprovisionPolicy = {
+    updateHubAssignment:
+      optionalBoolean(reprovision, 'reprovisionPolicy', 'updateHubAssignment') ??
+      DEFAULT_REPROVISION_POLICY.updateHubAssignment,
+    migrateDeviceData:
+      optionalBoolean(reprovision, 'reprovisionPolicy', 'migrateDeviceData') ??
+      DEFAULT_REPROVISION_POLICY.migrateDeviceData,
   };
+  document.reprovisionPolicy = { ...reprovisionPolicy };
 
   let allocationPolicy: AllocationPolicy | undefined;
   const policy = root.allocationPolicy;
@@ -509,15 +521,19 @@ function commonFields(
       );
     }
     document.allocationPolicy = policy as string;
-    // geoLatency has one place to choose from here; custom allocation is stored, not yet called: both hash.
-    allocationPolicy = policy === 'static' ? 'static' : 'hashed';
+    // geoLatency chooses the first linked hub; custom calls the webhook below (registrar/custom-allocation.ts).
+    allocationPolicy = policy as AllocationPolicy;
   }
+  let customAllocationDefinition: CustomAllocationDefinition | undefined;
   if (present(root.customAllocationDefinition)) {
     const where = 'customAllocationDefinition';
     const definition = object(root.customAllocationDefinition, where);
     const webhookUrl = requiredString(definition, where, 'webhookUrl');
-    if (!URL.canParse(webhookUrl)) throw new DocumentError(`${where}.webhookUrl`, 'expected an absolute URL');
+    if (!isWebhookUrl(webhookUrl)) {
+      throw new DocumentError(`${where}.webhookUrl`, 'expected an absolute http: or https: URL');
+    }
     const apiVersion = requiredString(definition, where, 'apiVersion');
+    customAllocationDefinition = { webhookUrl, apiVersion };
     document.customAllocationDefinition = { webhookUrl, apiVersion };
   } else if (policy === 'custom') {
     throw new DocumentError(
@@ -534,6 +550,8 @@ function commonFields(
       // Emulator-only settings from the configuration file stay with an enrollment the API replaces.
       payload: existing?.payload as JsonValue | undefined,
       certificateIssuance: existing?.certificateIssuance,
+      reprovisionPolicy,
+      customAllocationDefinition,
     },
     document,
   };
