@@ -197,6 +197,51 @@ export function parseRegisterArgs(
   const options: ProvisioningClientOptions = { idScope, security };
   if (registrationId !== undefined) options.registrationId = registrationId;
 
+  Object.assign(options, parseConnectionFlags(flags, env, readText, secrets));
+  if (flags.timeout !== undefined) options.timeoutMs = parseTimeout(flags.timeout);
+  if (flags.insecure) options.insecureSkipVerify = true;
+  if (flags.pipeline) options.pipeline = true;
+
+  const invocation: RegisterInvocation = {
+    options,
+    json: flags.json ?? false,
+    trace: flags.trace ?? false,
+    quiet: flags.quiet ?? false,
+    secrets,
+  };
+  const certificateOutput = parseCertificateOutput(flags, readBytes);
+  if (certificateOutput !== undefined) {
+    invocation.certificateOutput = certificateOutput;
+    const { csr, keyType } = certificateOutput;
+    options.certificate = csr !== undefined ? { csr } : keyType !== undefined ? { keyType } : {};
+  }
+  return invocation;
+}
+
+/** The connection flags `register` and `fleet` share; proxy passwords are added to `secrets`. */
+export interface ConnectionFlags {
+  endpoint?: string | undefined;
+  transport?: string | undefined;
+  ca?: string | undefined;
+  proxy?: string | undefined;
+  'no-proxy'?: boolean | undefined;
+  payload?: string | undefined;
+  'api-version'?: string | undefined;
+}
+
+export function parseConnectionFlags(
+  flags: ConnectionFlags,
+  env: Env,
+  readText: ReadText,
+  secrets: string[],
+): Pick<
+  ProvisioningClientOptions,
+  'endpoint' | 'transport' | 'trustedCa' | 'proxy' | 'payload' | 'apiVersion'
+> {
+  const options: Pick<
+    ProvisioningClientOptions,
+    'endpoint' | 'transport' | 'trustedCa' | 'proxy' | 'payload' | 'apiVersion'
+  > = {};
   const endpoint = flags.endpoint ?? env[ENV.endpoint];
   if (endpoint !== undefined) options.endpoint = parseEndpoint(endpoint);
   if (flags.transport !== undefined) options.transport = parseTransport(flags.transport);
@@ -223,30 +268,12 @@ export function parseRegisterArgs(
     const value = env[variable];
     if (value) secrets.push(...proxyPasswordOf(value));
   }
-
   if (flags.payload !== undefined) options.payload = parsePayload(flags.payload, readText);
-  if (flags.timeout !== undefined) options.timeoutMs = parseTimeout(flags.timeout);
   if (flags['api-version'] !== undefined) {
     const apiVersion = flags['api-version'];
     options.apiVersion = checked('--api-version', () => validateApiVersion(apiVersion));
   }
-  if (flags.insecure) options.insecureSkipVerify = true;
-  if (flags.pipeline) options.pipeline = true;
-
-  const invocation: RegisterInvocation = {
-    options,
-    json: flags.json ?? false,
-    trace: flags.trace ?? false,
-    quiet: flags.quiet ?? false,
-    secrets,
-  };
-  const certificateOutput = parseCertificateOutput(flags, readBytes);
-  if (certificateOutput !== undefined) {
-    invocation.certificateOutput = certificateOutput;
-    const { csr, keyType } = certificateOutput;
-    options.certificate = csr !== undefined ? { csr } : keyType !== undefined ? { keyType } : {};
-  }
-  return invocation;
+  return options;
 }
 
 /** Reads a binary file named on the command line (a DER CSR); injectable for tests. */

@@ -3,26 +3,20 @@
 
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { parseProxyUrl } from '../client/proxy-from-env.js';
 import { parseDeviceFile } from '../fleet/device-file.js';
 import { checkDeviceSource } from '../fleet/device-source.js';
 import { MAX_FLEET_CONCURRENCY, MAX_FLEET_WORKERS } from '../fleet/fleet-options.js';
 import { GroupCaIssuer } from '../fleet/group-ca-issuer.js';
 import { parseShard } from '../fleet/shard.js';
 import type { FleetOptions } from '../fleet/types.js';
-import { DpsError } from '../protocol/errors.js';
-import { validateApiVersion, validateIdScope, validateSymmetricKey } from '../protocol/validate.js';
+import { validateIdScope, validateSymmetricKey } from '../protocol/validate.js';
 import {
   checked,
   ENV,
   type Env,
-  parseCa,
-  parseEndpoint,
+  parseConnectionFlags,
   parseFlags,
-  parsePayload,
   parseTimeout,
-  parseTransport,
-  proxyPasswordOf,
   type ReadText,
   readFlagFile,
   UsageError,
@@ -201,34 +195,7 @@ export function parseFleetArgs(
   }
 
   const options: FleetOptions = { idScope, devices };
-  const endpoint = flags.endpoint ?? env[ENV.endpoint];
-  if (endpoint !== undefined) options.endpoint = parseEndpoint(endpoint);
-  if (flags.transport !== undefined) options.transport = parseTransport(flags.transport);
-  if (flags.ca !== undefined) options.trustedCa = parseCa(flags.ca, readText);
-  if (flags.proxy !== undefined && flags['no-proxy']) {
-    throw new UsageError('--proxy and --no-proxy cannot be used together', '--no-proxy');
-  }
-  if (flags.proxy !== undefined) {
-    const proxy = flags.proxy;
-    secrets.push(...proxyPasswordOf(proxy));
-    try {
-      parseProxyUrl(proxy, '--proxy');
-    } catch (error) {
-      throw error instanceof DpsError ? new UsageError(error.message, '--proxy') : error;
-    }
-    options.proxy = proxy;
-  } else if (flags['no-proxy']) {
-    options.proxy = false;
-  }
-  for (const variable of ['HTTPS_PROXY', 'https_proxy']) {
-    const value = env[variable];
-    if (value) secrets.push(...proxyPasswordOf(value));
-  }
-  if (flags.payload !== undefined) options.payload = parsePayload(flags.payload, readText);
-  if (flags['api-version'] !== undefined) {
-    const apiVersion = flags['api-version'];
-    options.apiVersion = checked('--api-version', () => validateApiVersion(apiVersion));
-  }
+  Object.assign(options, parseConnectionFlags(flags, env, readText, secrets));
   if (flags.pipeline) options.pipeline = true;
   if (flags.timeout !== undefined) options.timeoutMs = parseTimeout(flags.timeout);
   if (flags.concurrency !== undefined) {
