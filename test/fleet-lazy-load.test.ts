@@ -2,11 +2,10 @@
 // fleet: this walks every static import from src/index.ts (as test/certificate-lazy-load.test.ts does)
 // and proves the scheduler, the workers and the certificate builder are reached through import() only.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 import { describe, test } from 'node:test';
+import { code, dynamicImports, ROOT, resolveSource, staticClosure } from './support/import-graph.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
 const FLEET_MODULES = [
   'src/fleet/fleet-run.ts',
   'src/fleet/device-executor.ts',
@@ -20,46 +19,6 @@ const FLEET_MODULES = [
   'src/fleet/back-pressure.ts',
   'src/protocol/certificate-builder.ts',
 ];
-
-function code(file: string): string {
-  return readFileSync(file, 'utf8')
-    .replace(/\/\*[\s\S]*?\*\//g, '')
-    .replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
-}
-
-/** Value imports and re-exports (type-only ones are erased). */
-function staticImports(source: string): string[] {
-  const pattern =
-    /(?:^|[;\n])\s*(import|export)\s+(type\s+)?(?:[^'";]*?\sfrom\s*)?['"](\.{1,2}\/[^'"]+)['"]/g;
-  return [...source.matchAll(pattern)]
-    .filter((match) => match[2] === undefined)
-    .map((match) => match[3] as string);
-}
-
-function dynamicImports(source: string): string[] {
-  return [...source.matchAll(/\bimport\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g)].map(
-    (match) => match[1] as string,
-  );
-}
-
-function resolveSource(from: string, specifier: string): string {
-  return resolve(dirname(from), specifier.replace(/\.js$/, '.ts'));
-}
-
-function staticClosure(entry: string): Map<string, string[]> {
-  const reached = new Map<string, string[]>([[entry, [entry]]]);
-  const queue = [entry];
-  while (queue.length > 0) {
-    const file = queue.shift() as string;
-    for (const specifier of staticImports(code(file))) {
-      const target = resolveSource(file, specifier);
-      if (reached.has(target)) continue;
-      reached.set(target, [...(reached.get(file) ?? []), target]);
-      queue.push(target);
-    }
-  }
-  return reached;
-}
 
 describe('the fleet loads lazily', () => {
   test('importing dps-mqtt (src/index.ts) statically reaches only the light registerFleet entry and its option checks', () => {
