@@ -1,7 +1,7 @@
 // Issue 11, CLI: `dps-mqtt register --certificate --out DIR`, `--renew-before`, `--csr` and `dps-mqtt csr`
 // as child processes against the emulator on loopback, checked with the openssl binary.
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
@@ -9,48 +9,14 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DEMO_GROUP_KEY } from '../src/emulator/enrollments/config.js';
 import { startTestEmulator, type TestEmulator, temporaryDirectory } from './helpers/emulator.js';
+import { type CliRun, ROOT, runCli } from './support/cli-process.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CHILD_TIMEOUT_MS = 30_000;
 const execFileAsync = promisify(execFile);
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HTTPS_PROXY: '', https_proxy: '' };
-  for (const name of Object.keys(env)) if (name.startsWith('DPS_')) delete env[name];
-  return env;
-}
-
-function run(args: string[], cwd = ROOT): Promise<Run> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-    cwd,
-    env: cleanEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const killer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
-  return (once(child, 'close') as Promise<[number | null]>).then(([code]) => {
-    clearTimeout(killer);
-    return { code, stdout, stderr };
-  });
-}
+const run = (args: string[], cwd = ROOT): Promise<CliRun> => runCli(args, { cwd });
 
 async function openssl(args: string[], input?: string): Promise<string> {
   if (input === undefined) return (await execFileAsync('openssl', args, { encoding: 'utf8' })).stdout;

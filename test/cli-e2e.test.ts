@@ -1,65 +1,22 @@
 // `dps-mqtt` as a child process against the emulator on loopback: exit codes, output and redaction.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { DEMO_DEVICE_ID, DEMO_DEVICE_KEY, DEMO_GROUP_KEY } from '../src/emulator/enrollments/config.js';
 import { issueCertificate } from '../src/emulator/pki/pki.js';
 import { computeSasSignature, deriveDeviceKey, sasResource, uriEncode } from '../src/protocol/sas.js';
 import { startTestEmulator, type TestEmulator, temporaryDirectory } from './helpers/emulator.js';
+import { type CliChild, type CliRun, runCli, startCli } from './support/cli-process.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CHILD_TIMEOUT_MS = 30_000;
 const WRONG_KEY = 'd3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXkhISE=';
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-/** The environment without the variables the CLI reads, so the developer's shell cannot change a test. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HTTPS_PROXY: '', https_proxy: '', ...extra };
-  for (const name of Object.keys(env)) {
-    if (name.startsWith('DPS_') && !(name in extra)) delete env[name];
-  }
-  return env;
-}
-
-function start(args: string[], env: Record<string, string> = {}): ChildProcess & { result: Promise<Run> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-    cwd: ROOT,
-    env: cleanEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const killer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
-  const result = (once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>).then(
-    ([code, signal]) => {
-      clearTimeout(killer);
-      return { code, signal, stdout, stderr };
-    },
-  );
-  return Object.assign(child, { result });
-}
-
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return start(args, env).result;
-}
+const start = (args: string[], env: Record<string, string> = {}): CliChild => startCli(args, { env });
+const run = (args: string[], env: Record<string, string> = {}): Promise<Run> => runCli(args, { env });
 
 function lines(text: string): string[] {
   return text.split('\n').filter((line) => line.trim() !== '');

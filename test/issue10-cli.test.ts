@@ -1,13 +1,11 @@
 // Issue 10, items 5, 6, 7, 10 and 14: malformed proxy URLs, SIGTERM, the demo's "Next:" commands,
 // the emulator's bad input, and `--version` / `help <command>`.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parseRegisterArgs, type RegisterInvocation } from '../src/cli/args.js';
 import { registerAndReport } from '../src/cli/commands/register.js';
 import { ExitCode } from '../src/cli/exit-codes.js';
@@ -20,58 +18,15 @@ import { DEMO_GROUP_KEY, parseEmulatorConfig } from '../src/emulator/enrollments
 import { AbortError, InvalidInputError } from '../src/protocol/errors.js';
 import { redact } from '../src/protocol/redact.js';
 import { startTestEmulator, type TestEmulator, temporaryDirectory } from './helpers/emulator.js';
+import { type CliChild, type CliRun, ROOT, runCli, startCli } from './support/cli-process.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CHILD_TIMEOUT_MS = 30_000;
 const PROXY_PASSWORD = 'proxy-pw-s3cret';
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
+type Child = CliChild;
 
-type Child = ChildProcess & { result: Promise<Run>; output(): Run };
-
-/** The environment without the variables the CLI reads, so the developer's shell cannot change a test. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, HTTPS_PROXY: '', https_proxy: '', NO_PROXY: '', ...extra };
-  for (const name of Object.keys(env)) {
-    if (name.startsWith('DPS_') && !(name in extra)) delete env[name];
-  }
-  return env;
-}
-
-function start(args: string[], env: Record<string, string> = {}): Child {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-    cwd: ROOT,
-    env: cleanEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const killer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
-  const result = (once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>).then(
-    ([code, signal]) => {
-      clearTimeout(killer);
-      return { code, signal, stdout, stderr };
-    },
-  );
-  const output = (): Run => ({ code: null, signal: null, stdout, stderr });
-  return Object.assign(child, { result, output });
-}
-
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return start(args, env).result;
-}
+const start = (args: string[], env: Record<string, string> = {}): Child => startCli(args, { env });
+const run = (args: string[], env: Record<string, string> = {}): Promise<Run> => runCli(args, { env });
 
 /** Resolves once the child's stderr matches, fails if it exits first. */
 function waitForStderr(child: Child, pattern: RegExp): Promise<void> {
