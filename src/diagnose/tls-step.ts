@@ -1,6 +1,7 @@
 // Step 4, TLS: the handshake on its own (version, cipher, the server's chain), then whether the chain
 // verifies against the trust in use and names the host. The handshake runs without verification so that
-// an untrusted chain can still be shown; nothing is sent over that connection.
+// an untrusted chain can still be shown; nothing is sent over that connection. A full handshake always:
+// a resumed session carries no certificate chain to show.
 import { checkServerIdentity, type TLSSocket } from 'node:tls';
 import { openTls } from '../io/tls.js';
 import { summariseChain } from './certificates.js';
@@ -16,7 +17,7 @@ const VALIDITY_ERRORS = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
 export async function tlsStep(context: DiagnoseContext): Promise<StepOutcome> {
   let socket: TLSSocket;
   try {
-    socket = await openTls(ioOptions(context, { insecureSkipVerify: true }));
+    socket = await openTls(ioOptions(context, { insecureSkipVerify: true, tlsSessionResumption: false }));
   } catch (error) {
     const reason = (error as { reason?: unknown }).reason;
     const causes =

@@ -9,6 +9,12 @@ import { abortedError, startDeadline } from './deadline.js';
 import { hostPort, unbracket } from './host-port.js';
 import { openProxyTunnel } from './proxy-tunnel.js';
 import { openTcp } from './tcp.js';
+import {
+  cachedTlsSession,
+  forgetTlsSession,
+  rememberTlsSession,
+  tlsSessionKey,
+} from './tls-session-cache.js';
 import type { IoOptions } from './types.js';
 
 /**
@@ -121,14 +127,31 @@ function handshake(
       return;
     }
     const host = unbracket(options.host);
+    const servername = isIP(host) === 0 ? host : undefined; // RFC 6066: no SNI for IP literals
+    const sessionKey =
+      options.tlsSessionResumption === false ? undefined : tlsSessionKey(options, servername);
+    const offered = sessionKey === undefined ? undefined : cachedTlsSession(sessionKey);
     const socket = tls.connect({
       socket: raw,
       host, // the name the certificate is checked against, with or without SNI
-      ...(isIP(host) === 0 ? { servername: host } : {}), // RFC 6066: no SNI for IP literals
+      ...(servername === undefined ? {} : { servername }),
       secureContext,
       rejectUnauthorized: options.insecureSkipVerify !== true,
+      ...(offered === undefined ? {} : { session: offered }),
     });
+    // Only a session of a handshake that passed every check is remembered: a resumed session skips the
+    // host name check. Node 20 holds a TLS 1.2 session back until then, but its documentation does not
+    // promise it ("may or may not be before the handshake is complete"), so this does not rely on it.
+    let secured = false;
+    let pending: Buffer | undefined;
+    if (sessionKey !== undefined) {
+      socket.on('session', (session: Buffer) => {
+        if (secured) rememberTlsSession(sessionKey, session);
+        else pending = session;
+      });
+    }
     const fail = (error: Error): void => {
+      if (sessionKey !== undefined && offered !== undefined) forgetTlsSession(sessionKey, offered);
       cleanup();
       socket.destroy();
       raw.destroy();
@@ -144,6 +167,9 @@ function handshake(
         }),
       );
     const onSecure = (): void => {
+      secured = true;
+      if (sessionKey !== undefined && pending !== undefined) rememberTlsSession(sessionKey, pending);
+      pending = undefined;
       cleanup();
       socket.setNoDelay(true);
       resolve(socket);

@@ -25,6 +25,12 @@ export interface IoOptions {
   proxy?: ProxyOptions;
   /** Accept any server certificate. For debugging only: anyone on the path can read the device's secrets. */
   insecureSkipVerify?: boolean;
+  /**
+   * Resume the TLS session of an earlier connection to the same endpoint, with the same trust and client
+   * identity, made by this process (tls-session-cache.ts). Default true; false makes a full handshake
+   * and remembers nothing (what `diagnose` does to show the server's certificate chain).
+   */
+  tlsSessionResumption?: boolean;
   /** Aborts the open and destroys every socket it made. */
   signal?: AbortSignal;
   /** Bound on the whole open (proxy, TCP, TLS, WebSocket), in milliseconds. Default DEFAULT_OPEN_TIMEOUT_MS. */

@@ -2,22 +2,18 @@
 // (and `/`, which the .NET SDK dials) with subprotocol `mqtt` (`MQTT` from the C SDK).
 // Client certificates are requested but never required here: the session checks them and refuses with a
 // CONNACK, which a device can report, rather than a TLS alert, which it cannot tell from a network fault.
-import { constants as cryptoConstants, X509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import {
-  createServer as createTlsServer,
-  type DetailedPeerCertificate,
-  type TLSSocket,
-  type Server as TlsServer,
-} from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import type { EmulatorLogger } from '../log.js';
 import type { SessionPeer } from '../mqtt/mqtt-session.js';
 import type { CertificateAndKey } from '../pki/pki.js';
 import { pathnameOf } from './https-router.js';
+import { createPeerChains } from './peer-chains.js';
 
 export const WEBSOCKET_PATHS = ['/$iothub/websocket', '/'];
 export const WEBSOCKET_SUBPROTOCOLS = ['mqtt', 'MQTT'];
@@ -57,13 +53,15 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
     minVersion: 'TLSv1.2' as const,
     requestCert: true,
     rejectUnauthorized: false,
-    // No session resumption: a resumed session carries the client's leaf certificate but not the
-    // intermediates it sent, so a group X.509 device's second connection (the HTTPS transport's status
-    // poll) could not be attested. Every connection does a full handshake instead.
-    secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
+    // Session tickets (TLS 1.3 and 1.2), so a device's or a fleet's next connection resumes instead of a
+    // full handshake. One key for both listeners and across setSecureContext, so a CA list change does
+    // not void every ticket. A resumed session keeps the client's leaf but not the intermediates it sent:
+    // peer-chains.ts adds back those seen with that leaf at its full handshake.
+    ticketKeys: randomBytes(48),
     handshakeTimeout: options.handshakeTimeoutMs,
   };
   const sockets = new Set<Socket>();
+  const peerChains = createPeerChains();
   const upgradeTimers = new WeakMap<Socket, NodeJS.Timeout>();
   const track = (socket: Socket): void => {
     // Nagle off: an answer is one small TLS record, and with Nagle on it waits for the device's delayed
@@ -77,10 +75,11 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
     options.onConnection(socket, {
       transport: 'mqtt',
       remoteAddress: socket.remoteAddress,
-      clientCertificates: () => peerCertificateChain(socket),
+      clientCertificates: () => peerChains.chainOf(socket),
     });
   });
   mqttServer.on('connection', track);
+  mqttServer.on('secureConnection', (socket: TLSSocket) => peerChains.record(socket));
   mqttServer.on('tlsClientError', (error, socket) => {
     // tls.Server reports a failed or timed-out handshake but leaves the socket open: close it here, or a
     // client that never sends a ClientHello holds a descriptor for ever.
@@ -109,7 +108,7 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
       options.onHttpsRequest(request, response, {
         transport: 'https',
         remoteAddress: tlsSocket.remoteAddress,
-        clientCertificates: () => peerCertificateChain(tlsSocket),
+        clientCertificates: () => peerChains.chainOf(tlsSocket),
       });
       return;
     }
@@ -121,6 +120,7 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
   // handshakeTimeout covers TLS only: a client must also finish the WebSocket upgrade in time (the HTTP
   // server's own headersTimeout is 60 s and counts only once a request starts).
   wssServer.on('secureConnection', (socket: TLSSocket) => {
+    peerChains.record(socket);
     const timer = setTimeout(() => socket.destroy(), options.handshakeTimeoutMs);
     timer.unref();
     upgradeTimers.set(socket, timer);
@@ -164,7 +164,7 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
       options.onConnection(stream, {
         transport: 'wss',
         remoteAddress: tlsSocket.remoteAddress,
-        clientCertificates: () => peerCertificateChain(tlsSocket),
+        clientCertificates: () => peerChains.chainOf(tlsSocket),
       });
     });
   });
@@ -192,19 +192,6 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
       await closing;
     },
   };
-}
-
-/** The chain the device sent, leaf first; empty when it sent no certificate. */
-function peerCertificateChain(socket: TLSSocket): X509Certificate[] {
-  const chain: X509Certificate[] = [];
-  const seen = new Set<string>();
-  let current: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
-  while (current?.raw !== undefined && !seen.has(current.fingerprint256)) {
-    seen.add(current.fingerprint256);
-    chain.push(new X509Certificate(current.raw));
-    current = current.issuerCertificate;
-  }
-  return chain;
 }
 
 function listen(server: TlsServer | HttpsServer, host: string, port: number): Promise<number> {

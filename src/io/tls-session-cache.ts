@@ -1,0 +1,82 @@
+// TLS session resumption across a process's connections to the same endpoint: a registration after the
+// first (a warm process, a fleet) resumes the TLS session instead of repeating the full handshake, which
+// saves the key exchange's CPU on both ends and, on the client, the server certificate's check.
+import { createHash } from 'node:crypto';
+import type { IoOptions } from './types.js';
+
+/**
+ * At most this many endpoints (and trust and identity combinations) are remembered; the least recently
+ * used is forgotten first. Node's https.Agent keeps 100 (`maxCachedSessions`).
+ */
+export const MAX_CACHED_TLS_SESSIONS = 100;
+
+/** One serialized session (TLS 1.3 ticket or TLS 1.2 session) per key, most recently used last. */
+const sessions = new Map<string, Buffer>();
+
+/**
+ * A session is offered only to a connection that would have made the same one: the same host, port and
+ * SNI name (a resumed session skips the server's certificate check, which the session's first handshake
+ * did for this name), the same trust (CA set, trust mode, verification on or off), the same client
+ * identity (a session carries the client certificate it was made with) and the same proxy. Hashes, not
+ * the PEM text: the key holds no certificate material, and never a private key or password.
+ */
+export function tlsSessionKey(options: IoOptions, servername: string | undefined): string {
+  const certificate = options.clientCertificate?.certPem;
+  return [
+    options.host,
+    options.port,
+    servername ?? '',
+    options.insecureSkipVerify === true ? 'insecure' : 'verify',
+    options.trustMode ?? 'replace',
+    options.trustedCa === undefined ? '' : digest(options.trustedCa),
+    certificate === undefined ? '' : digest(certificate),
+    options.proxy === undefined ? '' : `${options.proxy.host}:${options.proxy.port}`,
+  ].join('\n');
+}
+
+/** The session to offer for this key, if one is remembered. */
+export function cachedTlsSession(key: string): Buffer | undefined {
+  const session = sessions.get(key);
+  if (session !== undefined) {
+    // Most recently used last: what the bound evicts first is the oldest.
+    sessions.delete(key);
+    sessions.set(key, session);
+  }
+  return session;
+}
+
+/**
+ * Remembers the newest session for the key. Call only for a connection whose handshake (including the
+ * certificate and host name checks) succeeded: a session from a refused server must never be offered.
+ */
+export function rememberTlsSession(key: string, session: Buffer): void {
+  sessions.delete(key);
+  sessions.set(key, session);
+  if (sessions.size > MAX_CACHED_TLS_SESSIONS) {
+    const oldest = sessions.keys().next().value;
+    if (oldest !== undefined) sessions.delete(oldest);
+  }
+}
+
+/** Forgets the key's session if it is still `session` (a resumption with it failed). */
+export function forgetTlsSession(key: string, session: Buffer): void {
+  if (sessions.get(key) === session) sessions.delete(key);
+}
+
+/** For tests: how many keys hold a session. */
+export function cachedTlsSessionCount(): number {
+  return sessions.size;
+}
+
+const digests = new Map<string, string>();
+
+/** SHA-256 of a PEM text, remembered for the few distinct texts a process uses (bounded). */
+function digest(text: string): string {
+  let value = digests.get(text);
+  if (value === undefined) {
+    value = createHash('sha256').update(text).digest('base64');
+    if (digests.size >= 64) digests.clear();
+    digests.set(text, value);
+  }
+  return value;
+}
