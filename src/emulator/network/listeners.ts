@@ -99,6 +99,11 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
     handleProtocols: (protocols) =>
       WEBSOCKET_SUBPROTOCOLS.find((protocol) => protocols.has(protocol)) ?? false,
   });
+  // The service's upgrade answer carries the time, as HTTP servers do: clients (dps-mqtt diagnose) compare
+  // it with their own clock, because a skew beyond the SAS lifetime explains refusals.
+  webSocketServer.on('headers', (headers) => {
+    headers.push(`Date: ${new Date().toUTCString()}`);
+  });
   const wssServer = createHttpsServer(tlsOptions, (request, response) => {
     const tlsSocket = request.socket as TLSSocket;
     // A request is not an upgrade: the upgrade deadline no longer applies (the HTTP server's own
