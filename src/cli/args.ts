@@ -110,6 +110,17 @@ export function readFlagFile(flag: string, path: string, readText: ReadText): st
   }
 }
 
+/** The parseArgs definitions of the flags parseConnectionFlags reads. */
+export const CONNECTION_FLAG_OPTIONS = {
+  endpoint: { type: 'string' },
+  transport: { type: 'string' },
+  ca: { type: 'string' },
+  proxy: { type: 'string' },
+  'no-proxy': { type: 'boolean' },
+  payload: { type: 'string' },
+  'api-version': { type: 'string' },
+} as const;
+
 export const REGISTER_FLAGS = {
   'id-scope': { type: 'string' },
   'registration-id': { type: 'string' },
@@ -118,14 +129,8 @@ export const REGISTER_FLAGS = {
   cert: { type: 'string' },
   key: { type: 'string' },
   passphrase: { type: 'string' },
-  endpoint: { type: 'string' },
-  transport: { type: 'string' },
-  ca: { type: 'string' },
-  proxy: { type: 'string' },
-  'no-proxy': { type: 'boolean' },
-  payload: { type: 'string' },
+  ...CONNECTION_FLAG_OPTIONS,
   timeout: { type: 'string' },
-  'api-version': { type: 'string' },
   insecure: { type: 'boolean' },
   pipeline: { type: 'boolean' },
   // Certificate issuance: a bare --certificate is --certificate=ec-p384 (see withBareCertificateFlag).

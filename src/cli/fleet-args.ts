@@ -11,6 +11,7 @@ import { parseShard } from '../fleet/shard.js';
 import type { FleetOptions } from '../fleet/types.js';
 import { validateIdScope, validateSymmetricKey } from '../protocol/validate.js';
 import {
+  CONNECTION_FLAG_OPTIONS,
   checked,
   ENV,
   type Env,
@@ -33,13 +34,7 @@ export const FLEET_FLAGS = {
   'group-ca-key': { type: 'string' },
   passphrase: { type: 'string' },
   devices: { type: 'string' },
-  endpoint: { type: 'string' },
-  transport: { type: 'string' },
-  ca: { type: 'string' },
-  proxy: { type: 'string' },
-  'no-proxy': { type: 'boolean' },
-  payload: { type: 'string' },
-  'api-version': { type: 'string' },
+  ...CONNECTION_FLAG_OPTIONS,
   pipeline: { type: 'boolean' },
   timeout: { type: 'string' },
   concurrency: { type: 'string' },
