@@ -86,16 +86,8 @@ before(async () => {
   for (const file of ['package.json', 'README.md', 'LICENSE']) cpSync(join(REPO, file), join(stage, file));
   for (const file of readdirSync(join(REPO, 'docs')).filter((name) => name.endsWith('.md')))
     cpSync(join(REPO, 'docs', file), join(stage, 'docs', file));
-  // The two halves of `npm run build`: comment-free JavaScript, then the declarations.
-  for (const config of ['tsconfig.build.json', 'tsconfig.types.json']) {
-    await run(process.execPath, [
-      join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'),
-      '-p',
-      join(REPO, config),
-      '--outDir',
-      join(stage, 'dist'),
-    ]);
-  }
+  // `npm run build` into the stage: the esbuild bundle and the public declarations.
+  await run(process.execPath, [join(REPO, 'scripts', 'build.mjs'), '--outdir', join(stage, 'dist')]);
   const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', scratch], {
     cwd: stage,
     maxBuffer: 16 * 1024 * 1024,
@@ -238,4 +230,65 @@ test('npx dps-mqtt emulator prints its ready line, and SIGTERM stops it', async 
   );
   const [code, signal] = await Promise.race([closed, timeout]);
   assert.ok(code === 0 || signal === 'SIGTERM', `exit code ${code}, signal ${signal}: ${stderr}`);
+});
+
+test('a TypeScript consumer type-checks against the shipped declarations (tsc --noEmit)', async () => {
+  // The package ships only the declarations its two entry points reach (scripts/build.mjs): a consumer
+  // using both, with the types its signatures name (errors, options, results), must still compile.
+  const consumer = join(project, 'consumer.mts'); // .mts: an ES module whatever package.json says
+  writeFileSync(
+    consumer,
+    `import { type AnyDpsError, isDpsError, ProvisioningServiceError, register, type RegistrationResult } from 'dps-mqtt';
+import { type EmulatorOptions, startEmulator } from 'dps-mqtt/emulator';
+const options: EmulatorOptions = { host: '127.0.0.1', mqttPort: 0 };
+export async function main(): Promise<string> {
+  const emulator = await startEmulator(options);
+  try {
+    const result: RegistrationResult = await register({
+      idScope: emulator.idScope,
+      registrationId: 'consumer',
+      security: { symmetricKey: 'a2V5' },
+      endpoint: \`127.0.0.1:\${emulator.mqttPort}\`,
+    });
+    return result.assignedHub;
+  } catch (error) {
+    if (isDpsError(error)) {
+      const typed: AnyDpsError = error;
+      if (typed instanceof ProvisioningServiceError) return String(typed.statusCode);
+      return typed.code;
+    }
+    throw error;
+  } finally {
+    await emulator.close();
+  }
+}
+`,
+  );
+  writeFileSync(
+    join(project, 'tsconfig.json'),
+    `${JSON.stringify({
+      compilerOptions: {
+        target: 'ES2022',
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        types: ['node'],
+        typeRoots: [join(REPO, 'node_modules', '@types')],
+      },
+      files: ['consumer.mts'],
+    })}\n`,
+  );
+  const result = await run(
+    process.execPath,
+    [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', project],
+    {
+      cwd: project,
+    },
+  ).then(
+    () => '',
+    (error: { stdout?: string }) => error.stdout ?? String(error),
+  );
+  assert.equal(result, '');
 });

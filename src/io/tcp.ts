@@ -25,7 +25,7 @@ export async function openTcp(options: TcpOptions): Promise<net.Socket> {
         reject(abortedError(signal, 'tcp', target));
         return;
       }
-      const socket = net.connect({ host: unbracket(options.host), port: options.port });
+      const socket = connectTcp(options.host, options.port);
       const cleanup = (): void => {
         signal.removeEventListener('abort', onAbort);
         socket.off('connect', onConnect);
@@ -38,7 +38,6 @@ export async function openTcp(options: TcpOptions): Promise<net.Socket> {
       };
       const onConnect = (): void => {
         cleanup();
-        socket.setNoDelay(true); // an MQTT exchange is a few small packets: Nagle would stall each one
         resolve(socket);
       };
       const onError = (error: NodeJS.ErrnoException): void => {
@@ -55,7 +54,13 @@ export async function openTcp(options: TcpOptions): Promise<net.Socket> {
   }
 }
 
-function tcpError(error: NodeJS.ErrnoException, target: string): TransportError {
+/** Starts a TCP connection and returns the socket while it is still connecting (Nagle off once connected). */
+export function connectTcp(host: string, port: number): net.Socket {
+  return net.connect({ host: unbracket(host), port, noDelay: true });
+}
+
+/** A connection failure as a TransportError in phase 'tcp', with what to check. */
+export function tcpError(error: NodeJS.ErrnoException, target: string): TransportError {
   const code = error.code ?? error.message;
   const hints: Record<string, string> = {
     ECONNREFUSED: 'nothing listens there: check the host and port',

@@ -8,7 +8,7 @@ import { checkEndpoint } from './check-endpoint.js';
 import { abortedError, startDeadline } from './deadline.js';
 import { hostPort, unbracket } from './host-port.js';
 import { openProxyTunnel } from './proxy-tunnel.js';
-import { openTcp } from './tcp.js';
+import { connectTcp, tcpError } from './tcp.js';
 import {
   cachedTlsSession,
   forgetTlsSession,
@@ -29,9 +29,10 @@ export async function openTls(options: IoOptions): Promise<tls.TLSSocket> {
   const inner = { signal: deadline.signal, timeoutMs: Number.POSITIVE_INFINITY };
   try {
     // PROV_TRANSPORT_MQTT_WS_CLIENT_07_012: with a proxy, the CONNECT tunnel is the IO beneath TLS.
+    // Without a proxy, TLS is set up on the socket while TCP still connects (see handshake()).
     const raw =
       options.proxy === undefined
-        ? await openTcp({ host: options.host, port: options.port, ...inner })
+        ? connectTcp(options.host, options.port)
         : await openProxyTunnel({
             proxy: options.proxy,
             targetHost: options.host,
@@ -123,7 +124,7 @@ function handshake(
   return new Promise<tls.TLSSocket>((resolve, reject) => {
     if (signal.aborted) {
       raw.destroy();
-      reject(abortedError(signal, 'tls', target));
+      reject(abortedError(signal, raw.connecting ? 'tcp' : 'tls', target));
       return;
     }
     const host = unbracket(options.host);
@@ -131,14 +132,22 @@ function handshake(
     const sessionKey =
       options.tlsSessionResumption === false ? undefined : tlsSessionKey(options, servername);
     const offered = sessionKey === undefined ? undefined : cachedTlsSession(sessionKey);
+    // tls.connect() parses a `session` option twice (its TLSSocket constructor and connect() each set it),
+    // a fifth of a resumed handshake's CPU. On a socket still connecting the handshake waits for 'connect',
+    // so the session is set once, below, with the (undocumented, hence checked) method connect() itself
+    // uses; a proxy tunnel is already connected and needs the option.
+    let tcpConnected = !raw.connecting;
+    const setLater = !tcpConnected && typeof setSessionOf(tls.TLSSocket.prototype) === 'function';
     const socket = tls.connect({
       socket: raw,
       host, // the name the certificate is checked against, with or without SNI
       ...(servername === undefined ? {} : { servername }),
       secureContext,
       rejectUnauthorized: options.insecureSkipVerify !== true,
-      ...(offered === undefined ? {} : { session: offered }),
+      ...(offered === undefined || setLater ? {} : { session: offered }),
     });
+    if (offered !== undefined && setLater) setSessionOf(socket)?.call(socket, offered);
+    if (!tcpConnected) raw.once('connect', () => (tcpConnected = true));
     // Only a session of a handshake that passed every check is remembered: a resumed session skips the
     // host name check. Node 20 holds a TLS 1.2 session back until then, but its documentation does not
     // promise it ("may or may not be before the handshake is complete"), so this does not rely on it.
@@ -157,8 +166,9 @@ function handshake(
       raw.destroy();
       reject(error);
     };
-    const onAbort = (): void => fail(abortedError(signal, 'tls', target));
-    const onError = (error: NodeJS.ErrnoException): void => fail(tlsError(error, options));
+    const onAbort = (): void => fail(abortedError(signal, tcpConnected ? 'tls' : 'tcp', target));
+    const onError = (error: NodeJS.ErrnoException): void =>
+      fail(tcpConnected ? tlsError(error, options) : tcpError(error, target));
     const onClose = (): void =>
       fail(
         new TransportError(`${target} closed the connection during the TLS handshake`, {
@@ -187,6 +197,11 @@ function handshake(
     socket.once('close', onClose);
     raw.once('error', onError);
   });
+}
+
+/** TLSSocket's setSession(), which Node's type declarations leave out. */
+function setSessionOf(socket: tls.TLSSocket): ((session: Buffer) => void) | undefined {
+  return (socket as tls.TLSSocket & { setSession?: (session: Buffer) => void }).setSession;
 }
 
 const UNTRUSTED = new Set([

@@ -1,17 +1,27 @@
 // MQTT over WebSocket: TLS (directly or through the proxy tunnel), then the upgrade to the DPS path with
 // subprotocol `mqtt`, then a Duplex of the binary messages (websocket-stream.ts): the spec's `mqtt_transport_ws_io`.
-import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { createRequire } from 'node:module';
+// The handshake and framing are our own (websocket-handshake.ts, websocket-frames.ts), checked against `ws`
+// as the server in tests: a device needs a tenth of what `ws` does, and its HTTP client, its load time
+// (about 15 ms) and its per-connection objects were the largest costs of a registration after TLS.
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type WebSocket from 'ws';
 import { InvalidInputError, TransportError } from '../protocol/errors.js';
 import { abortedError, startDeadline } from './deadline.js';
 import { hostPort, unbracket } from './host-port.js';
 import { openTls } from './tls.js';
-import { DEFAULT_WS_PATH, type IoOptions } from './types.js';
+import { DEFAULT_WS_PATH, DEFAULT_WS_PORT, type IoOptions } from './types.js';
+import {
+  buildUpgradeRequest,
+  headerText,
+  readUpgradeResponse,
+  type UpgradeResponse,
+  UpgradeResponseParseError,
+  upgradeProblem,
+} from './websocket-handshake.js';
 import { webSocketStream } from './websocket-stream.js';
+
+export type { UpgradeResponse } from './websocket-handshake.js';
 
 export interface WebSocketIoOptions extends IoOptions {
   /** Default `/$iothub/websocket`. */
@@ -21,13 +31,6 @@ export interface WebSocketIoOptions extends IoOptions {
    * `dps-mqtt diagnose` reports (status, subprotocol, the `Date` header). Changes nothing else.
    */
   onUpgradeResponse?: (response: UpgradeResponse) => void;
-}
-
-/** The HTTP answer to the WebSocket upgrade request. */
-export interface UpgradeResponse {
-  statusCode: number;
-  statusMessage: string;
-  headers: IncomingHttpHeaders;
 }
 
 const SUBPROTOCOL = 'mqtt';
@@ -47,131 +50,116 @@ export async function openWebSocket(options: WebSocketIoOptions): Promise<Duplex
     );
   }
   const deadline = startDeadline(options);
-  // `ws` costs ~15 ms to load: load it while the network does the TCP and TLS round trips.
-  const wsModule = loadWsSoon();
-  wsModule.catch(() => {}); // awaited below; this only keeps an early TLS failure from leaving it unhandled
   try {
     const socket = await openTls({
       ...options,
       signal: deadline.signal,
       timeoutMs: Number.POSITIVE_INFINITY,
     });
-    let ws: typeof import('ws');
-    try {
-      ws = await wsModule;
-    } catch (error) {
-      socket.destroy();
-      throw new TransportError('the "ws" package could not be loaded: reinstall dps-mqtt', {
-        phase: 'websocket',
-        cause: error,
-        retryable: false,
-      });
-    }
-    return await upgrade(ws, socket, options, deadline.signal);
+    return await upgrade(socket, options, deadline.signal);
   } finally {
     deadline.dispose();
   }
 }
 
-/**
- * `require('ws')` rather than `import('ws')`: the ESM wrapper makes Node scan every CommonJS file of the
- * package, which measured 28-35 ms against 14-20 ms (docs/benchmarks.md). Deferred to the next turn of
- * the event loop so the TCP connect is already under way while it runs.
- */
-function loadWsSoon(): Promise<typeof import('ws')> {
-  return new Promise((resolve, reject) => {
-    setImmediate(() => {
-      try {
-        resolve(createRequire(import.meta.url)('ws') as typeof import('ws'));
-      } catch (error) {
-        reject(error);
-      }
-    });
-  });
+/** The Host header: the name as dialled, IPv6 bracketed, with the port unless it is the default 443. */
+function hostHeader(host: string, port: number): string {
+  const name = isIP(unbracket(host)) === 6 ? `[${unbracket(host)}]` : host;
+  return port === DEFAULT_WS_PORT ? name : `${name}:${port}`;
 }
 
-function upgrade(
-  ws: typeof import('ws'),
-  socket: TLSSocket,
-  options: WebSocketIoOptions,
-  signal: AbortSignal,
-): Promise<Duplex> {
+function upgrade(socket: TLSSocket, options: WebSocketIoOptions, signal: AbortSignal): Promise<Duplex> {
   const target = hostPort(options.host, options.port);
   const path = options.path ?? DEFAULT_WS_PATH;
-  const urlHost = isIP(unbracket(options.host)) === 6 ? `[${unbracket(options.host)}]` : options.host;
   return new Promise<Duplex>((resolve, reject) => {
     if (signal.aborted) {
       socket.destroy();
       reject(abortedError(signal, 'websocket', target));
       return;
     }
-    const client: WebSocket = new ws.WebSocket(`wss://${urlHost}:${options.port}${path}`, SUBPROTOCOL, {
-      // The upgrade request rides on our TLS socket (proxy tunnel, trust and SNI already settled).
-      createConnection: () => socket,
-      perMessageDeflate: false, // MQTT packets are small; compression costs a round of CPU for nothing
-      followRedirects: false,
-    });
-    let settled = false;
-    const fail = (error: Error): void => {
-      if (settled) return;
-      settled = true;
+    const request = buildUpgradeRequest(path, hostHeader(options.host, options.port), SUBPROTOCOL);
+    let received: Buffer = Buffer.alloc(0);
+    const cleanUp = (): void => {
       signal.removeEventListener('abort', onAbort);
-      client.terminate();
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+    };
+    const fail = (error: Error): void => {
+      cleanUp();
+      socket.on('error', () => {}); // late errors of a socket being torn down
       socket.destroy();
       reject(error);
     };
     const onAbort = (): void => fail(abortedError(signal, 'websocket', target));
-    signal.addEventListener('abort', onAbort, { once: true });
-
-    const report = (response: IncomingMessage): void => {
+    const onError = (error: Error): void => fail(websocketError(error, target));
+    const onClose = (): void =>
+      fail(
+        received.length === 0
+          ? websocketError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), target)
+          : new TransportError(`${target} closed the connection during the WebSocket upgrade`, {
+              phase: 'websocket',
+              retryable: true,
+            }),
+      );
+    const onData = (chunk: Buffer): void => {
+      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+      let answer: ReturnType<typeof readUpgradeResponse>;
       try {
-        options.onUpgradeResponse?.({
-          statusCode: response.statusCode ?? 0,
-          statusMessage: response.statusMessage ?? '',
-          headers: response.headers,
-        });
+        answer = readUpgradeResponse(received);
+      } catch (error) {
+        const reason =
+          error instanceof UpgradeResponseParseError ? `parse error: ${error.message}` : String(error);
+        fail(websocketError(new Error(reason), target));
+        return;
+      }
+      if (answer === undefined) return;
+      const { response, rest } = answer;
+      try {
+        options.onUpgradeResponse?.(response);
       } catch {
         // An observer's mistake must not change the open.
       }
-    };
-    client.once('upgrade', report);
-    client.on('unexpected-response', (_request: ClientRequest, response: IncomingMessage) => {
-      const status = response.statusCode ?? 0;
-      report(response);
-      response.resume();
-      fail(
-        new TransportError(
-          `${target} refused the WebSocket upgrade to ${path}: ${status} ${response.statusMessage ?? ''}`.trimEnd() +
-            ` — ${upgradeHint(status)}`,
-          { phase: 'websocket', retryable: status === 429 || status >= 500 },
-        ),
-      );
-    });
-    // Stays for the life of the socket: ws reports a failed handshake here, and terminate() may too.
-    client.on('error', (error: Error) => fail(websocketError(error, target)));
-    client.once('close', () =>
-      fail(
-        new TransportError(`${target} closed the connection during the WebSocket upgrade`, {
-          phase: 'websocket',
-          retryable: true,
-        }),
-      ),
-    );
-    client.once('open', () => {
-      if (settled) return;
-      if (client.protocol !== SUBPROTOCOL) {
-        fail(subprotocolError(target, client.protocol));
+      const refusal = refusalOf(response, request.expectedAccept, target, path);
+      if (refusal !== undefined) {
+        fail(refusal);
         return;
       }
-      settled = true;
-      signal.removeEventListener('abort', onAbort);
-      client.removeAllListeners('unexpected-response');
-      client.removeAllListeners('close');
-      // The stream's own listeners take over from here: it destroys itself with the error.
-      client.removeAllListeners('error');
-      resolve(webSocketStream(client, target));
-    });
+      cleanUp();
+      resolve(webSocketStream(socket, target, rest));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    socket.write(request.bytes);
   });
+}
+
+/** Why a complete answer does not open the WebSocket, or undefined when it does. */
+function refusalOf(
+  response: UpgradeResponse,
+  expectedAccept: string,
+  target: string,
+  path: string,
+): TransportError | undefined {
+  const status = response.statusCode;
+  if (status !== 101) {
+    return new TransportError(
+      `${target} refused the WebSocket upgrade to ${path}: ${status} ${response.statusMessage}`.trimEnd() +
+        ` — ${upgradeHint(status)}`,
+      { phase: 'websocket', retryable: status === 429 || status >= 500 },
+    );
+  }
+  const problem = upgradeProblem(response, expectedAccept);
+  if (problem !== undefined) {
+    return new TransportError(`the WebSocket upgrade with ${target} failed: ${problem}`, {
+      phase: 'websocket',
+      retryable: true,
+    });
+  }
+  const selected = headerText(response.headers['sec-websocket-protocol']);
+  return selected === SUBPROTOCOL ? undefined : subprotocolError(target, selected);
 }
 
 function websocketError(error: Error, target: string): TransportError {

@@ -347,10 +347,15 @@ export class CommonMqttTransport {
       return;
     }
     this.openAbort = undefined;
+    const transport = this;
+    const traceLine = (line: string): void => this.trace(line);
     const connection = new MqttConnection(stream, {
       onPacket: (packet) => this.onPacket(connection, packet),
       onClose: (error) => this.onConnectionClosed(connection, error),
-      trace: (line) => this.trace(line),
+      // A getter, so that with tracing off no packet is described at all (set_trace may turn it on later).
+      get trace() {
+        return transport.traceOn ? traceLine : undefined;
+      },
     });
     this.connection = connection;
     this.connectionState = 'awaitingConnack';

@@ -37,11 +37,16 @@ export class MqttConnection {
     private readonly events: MqttConnectionEvents,
   ) {
     stream.on('data', (chunk: Buffer) => this.receive(chunk));
-    stream.on('error', (error: Error) =>
-      this.fail(new TransportError(`connection error: ${error.message}`, { cause: error })),
-    );
-    stream.on('close', () => this.fail(new TransportError('the server closed the connection')));
-    stream.on('end', () => this.fail(new TransportError('the server closed the connection')));
+    stream.on('error', (error: Error) => {
+      if (!this.closed) this.fail(new TransportError(`connection error: ${error.message}`, { cause: error }));
+    });
+    // Checked before the error is made: after our own DISCONNECT the close is expected, and an Error's stack
+    // costs more than the rest of the close.
+    const onPeerClose = (): void => {
+      if (!this.closed) this.fail(new TransportError('the server closed the connection'));
+    };
+    stream.on('close', onPeerClose);
+    stream.on('end', onPeerClose);
   }
 
   get isClosed(): boolean {
