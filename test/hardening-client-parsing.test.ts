@@ -161,6 +161,13 @@ describe('response topic', () => {
 });
 
 describe('response bodies', () => {
+  test('"assigning" with an empty operationId is a ProtocolError (found by the property below)', () => {
+    assert.throws(
+      () => parseOperationStatus(Buffer.from('{"operationId":"","status":"assigning"}')),
+      (error: unknown) => error instanceof ProtocolError && /no operationId/.test(error.message),
+    );
+  });
+
   test('any body is a valid operation status or a ProtocolError', () => {
     fc.assert(
       fc.property(anyBody, (body) => {

@@ -71,13 +71,13 @@ class WebSocketStream extends Duplex implements ServerFrameSink {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    if (error === null && !this.socket.destroyed) {
-      // A deliberate close: say so to the server, let the frame and close_notify leave, then cut.
+    if (!this.socket.destroyed) {
+      // Say why to the server (1000, or the protocol error's code already queued), let the frame and
+      // close_notify leave, then cut: a peer that does not read gets SOCKET_LINGER_MS, no more.
       this.sendClose(CLOSE_NORMAL);
+      this.flush();
       this.socket.destroySoon();
       setTimeout(() => this.socket.destroy(), SOCKET_LINGER_MS).unref();
-    } else {
-      this.socket.destroy();
     }
     callback(error);
   }
@@ -162,6 +162,7 @@ class WebSocketStream extends Duplex implements ServerFrameSink {
   }
 
   private readonly flush = (): void => {
+    if (!this.flushScheduled) return;
     this.flushScheduled = false;
     this.socket.uncork();
   };

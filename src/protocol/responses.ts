@@ -99,7 +99,8 @@ export function parseOperationStatus(body: Uint8Array | string): OperationStatus
   const object = expectObject(json, 'operation status');
   const status = expectStatus(object.status, 'status');
   const operationId = optionalString(object, 'operationId', 'operation status');
-  if (operationId === undefined && status === 'assigning') {
+  // An empty id is no better than none: the poll topic would carry `operationId=` and never match.
+  if ((operationId === undefined || operationId === '') && status === 'assigning') {
     throw new ProtocolError('operation status "assigning" has no operationId to poll with');
   }
   const result: OperationStatus = { operationId: operationId ?? '', status };
