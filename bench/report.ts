@@ -17,6 +17,11 @@ export interface MachineInfo {
   memoryGb: number;
   node: string;
   os: string;
+  /**
+   * NODE_EXTRA_CA_CERTS as the benchmark found it (removed for every process it starts): the file and
+   * how many certificates it holds. Undefined when it was not set.
+   */
+  extraCaCertificates?: { file: string; count: number };
 }
 
 export interface BenchResults {
@@ -126,8 +131,8 @@ function targets(results: BenchResults): Target[] {
         median(cold.peakRssMb.ours),
         median(cold.peakRssMb.official),
         'MB',
-        '<= 0.75',
-        (r) => r <= 0.75,
+        '<= 0.7',
+        (r) => r <= 0.7,
       ),
     );
   }
@@ -162,8 +167,8 @@ function targets(results: BenchResults): Target[] {
         ours.peakRssMb,
         official.peakRssMb,
         'MB',
-        '<= 0.75',
-        (r) => r <= 0.75,
+        '<= 0.7',
+        (r) => r <= 0.7,
       ),
     );
   }
@@ -174,8 +179,8 @@ function targets(results: BenchResults): Target[] {
         footprint.ours.bytes / 1024 ** 2,
         footprint.official.bytes / 1024 ** 2,
         'MB',
-        '<= 0.2',
-        (r) => r <= 0.2,
+        '<= 0.1',
+        (r) => r <= 0.1,
         2,
       ),
     );
@@ -229,6 +234,11 @@ export function renderReport(
     "- Both clients: symmetric key (the emulator's demo group key, device key derived per registration id), MQTT over WebSocket over TLS unless a table says otherwise, the emulator CA as the only trusted CA (ours: `--ca` / `trustedCa`; the official SDK: `MqttBase.setOptions({ ca })`, its own way to trust a CA). The official SDK's `MqttWs` dials port 443 only; a one-method subclass keeps the emulator's port (as in `test/emulator-sdk.test.ts`).",
     '- Ours is the compiled package (`dist/`); the official SDK is `azure-iot-provisioning-device` + `-mqtt` + `azure-iot-security-symmetric-key` from devDependencies. Client processes are plain `node` (no TypeScript loader). The two clients alternate run by run.',
     '- Medians and p95 are nearest-rank over the measured runs; warm-up runs are not counted.',
+    ...(machine.extraCaCertificates === undefined
+      ? []
+      : [
+          `- This machine sets \`NODE_EXTRA_CA_CERTS\` (\`${machine.extraCaCertificates.file}\`, ${machine.extraCaCertificates.count} certificates), which every Node.js process parses at start-up, before any of its code runs. Neither client needs it (each trusts only the emulator's CA), a device does not have it, and it would add the same fixed cost to every process of both clients: the benchmark removes it from the environment of every process it starts.`,
+        ]),
     '',
   );
 

@@ -7,7 +7,7 @@
 //   --only a,b           run only these sections: cold, warm, fleet, round-trips, footprint, capacity,
 //                        fleet-tool
 //   --raw FILE           also write the raw measurements as JSON
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -20,7 +20,7 @@ import { benchFleet } from './fleet.js';
 import { benchFleetTool } from './fleet-tool.js';
 import { benchFootprint } from './footprint.js';
 import { distIsStale, REPO_ROOT, runProcess, startEmulatorProcess } from './processes.js';
-import { type BenchResults, machineInfo, renderReport } from './report.js';
+import { type BenchResults, type MachineInfo, machineInfo, renderReport } from './report.js';
 import { benchRoundTrips } from './round-trips.js';
 import { benchWarm } from './warm.js';
 
@@ -66,8 +66,27 @@ async function ensureBuilt(): Promise<void> {
   if (build.code !== 0) throw new Error(`npm run build failed:\n${build.stdout}\n${build.stderr}`);
 }
 
+/**
+ * Takes NODE_EXTRA_CA_CERTS out of the environment every benchmark process inherits: Node parses that
+ * file in every process before any code runs (some machines point it at the whole system bundle), a fixed
+ * cost that belongs to the machine, not to either client. Returns what was removed, for the report.
+ */
+function removeExtraCaCertificates(): MachineInfo['extraCaCertificates'] {
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  if (file === undefined || file === '') return undefined;
+  delete process.env.NODE_EXTRA_CA_CERTS;
+  let count = 0;
+  try {
+    count = readFileSync(file, 'utf8').split('-----BEGIN CERTIFICATE-----').length - 1;
+  } catch {
+    // An unreadable file still costs Node a failed read and a warning: removed all the same.
+  }
+  return { file, count };
+}
+
 async function main(): Promise<void> {
   const options = parseCommandLine();
+  const extraCaCertificates = removeExtraCaCertificates();
   const startedAt = performance.now();
   await ensureBuilt();
   const pkiDir = mkdtempSync(join(tmpdir(), 'dps-mqtt-bench-pki-'));
@@ -84,7 +103,7 @@ async function main(): Promise<void> {
     quick: options.quick,
     startedAt: new Date().toISOString(),
     durationMs: 0,
-    machine: machineInfo(),
+    machine: { ...machineInfo(), ...(extraCaCertificates === undefined ? {} : { extraCaCertificates }) },
   };
   const timed = async <T>(section: Section, run: () => Promise<T>): Promise<T | undefined> => {
     if (!options.only.has(section)) return undefined;

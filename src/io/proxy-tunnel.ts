@@ -1,6 +1,6 @@
 // A TCP tunnel through an HTTP proxy (CONNECT host:port), the IO beneath TLS for both transports.
 // Node's own http client speaks CONNECT: no dependency, and Basic auth is one header.
-import http from 'node:http';
+import type http from 'node:http';
 import type { Socket } from 'node:net';
 import { InvalidInputError, ProxyError } from '../protocol/errors.js';
 import { checkEndpoint } from './check-endpoint.js';
@@ -38,6 +38,8 @@ export async function openProxyTunnel(options: ProxyTunnelOptions): Promise<Sock
     const credentials = Buffer.from(`${proxy.username}:${proxy.password ?? ''}`, 'utf8').toString('base64');
     headers['Proxy-Authorization'] = `Basic ${credentials}`;
   }
+  // Loaded here, not at the top: Node's HTTP stack costs a direct connection's start-up a millisecond or two.
+  const { request: httpRequest } = await import('node:http');
   const deadline = startDeadline(options);
   const { signal } = deadline;
 
@@ -47,7 +49,7 @@ export async function openProxyTunnel(options: ProxyTunnelOptions): Promise<Sock
         reject(tunnelAborted(signal, proxyName, target));
         return;
       }
-      const request = http.request({
+      const request = httpRequest({
         method: 'CONNECT',
         host: unbracket(proxy.host),
         port: proxy.port,
