@@ -1,13 +1,26 @@
-// `npm run build`: the package's JavaScript bundled by esbuild, its declarations emitted by tsc.
+// `npm run build`: the package's JavaScript bundled by esbuild into one module, its declarations emitted
+// by tsc.
 //
-// Why a bundle: a cold `dps-mqtt register` spent ~20 ms loading ~40 ES modules one by one; a few chunks
-// load faster and weigh less (docs/design-notes.md, "Cold start"). Code splitting puts every module in
-// exactly one output file, so `instanceof` on the error classes holds whichever entry point a process
-// came in through, and each `import()` of the source stays a lazily loaded chunk.
+// Why one module: a cold `dps-mqtt register` spent ~20 ms loading ~40 ES modules one by one, and with
+// esbuild's code splitting still ~27 (each one a resolution, a file read and a module record: about 40 ms
+// and 5 MB of a ~120 ms process, measured). One file holds every source module exactly once, so
+// `instanceof` on the error classes holds whichever entry point a process came in through; each
+// `import()` of the source becomes a lazily run part of it, so a plain register still runs no emulator,
+// fleet, diagnose or certificate code. The paths the package is loaded by (its exports, the bin, the
+// emulator entry, the fleet's worker thread) are small generated modules that re-export from it.
 //
 //   node scripts/build.mjs [--outdir <dir>]   (default dist/; the build replaces the folder at the end)
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, posix, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -16,18 +29,36 @@ import ts from 'typescript';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
+/** The one bundled module, in the output folder. */
+export const BUNDLE_FILE = 'dps-mqtt.cjs';
+
 /**
- * Every file the package loads by path: the two exports, the bin, the emulator's own entry (the
- * benchmark and `node dist/emulator/cli-entry.js`) and the fleet's worker thread. Each keeps its path of
- * the file-per-module layout; everything else goes into dist/chunks/.
+ * What the bundle exports: the library eagerly (it is what every entry point uses), the rest behind
+ * functions whose import() esbuild turns into lazily run parts of the same file.
  */
-export const ENTRY_POINTS = [
-  'src/index.ts',
-  'src/emulator/index.ts',
-  'src/cli/main.ts',
-  'src/emulator/cli-entry.ts',
-  'src/fleet/fleet-worker.ts',
-];
+const BUNDLE_ENTRY = `
+export * as client from './src/index.ts';
+export const loadEmulator = () => import('./src/emulator/index.ts');
+export const runCliProcess = async () => (await import('./src/cli/run-cli.ts')).runCliProcess();
+// What src/emulator/cli-entry.ts does.
+export const runEmulatorProcess = async () => {
+  const { runEmulatorCli } = await import('./src/emulator/cli.ts');
+  process.exitCode = await runEmulatorCli(process.argv.slice(2));
+};
+export const startFleetWorker = () => import('./src/fleet/fleet-worker.ts');
+`;
+
+/**
+ * Every file the package is loaded by, at its path of the file-per-module layout (package.json's exports
+ * and bin, the benchmark's emulator entry, the fleet's worker thread), and its source counterpart.
+ */
+export const ENTRY_POINTS = {
+  'index.js': 'src/index.ts',
+  'emulator/index.js': 'src/emulator/index.ts',
+  'cli/main.js': 'src/cli/main.ts',
+  'emulator/cli-entry.js': 'src/emulator/cli-entry.ts',
+  'fleet/fleet-worker.js': 'src/fleet/fleet-worker.ts',
+};
 
 /** The public declarations: those two files and whatever they reach. */
 const DECLARATION_ROOTS = ['index.d.ts', 'emulator/index.d.ts'];
@@ -60,15 +91,21 @@ const moduleUrlPlugin = {
 export function esbuildOptions(outdir) {
   return {
     absWorkingDir: ROOT,
-    entryPoints: ENTRY_POINTS,
-    outdir,
-    outbase: 'src',
-    entryNames: '[dir]/[name]',
-    chunkNames: 'chunks/[name]-[hash]',
+    stdin: { contents: BUNDLE_ENTRY, resolveDir: ROOT, sourcefile: 'bundle-entry.js', loader: 'js' },
+    outfile: join(outdir, BUNDLE_FILE),
     bundle: true,
-    splitting: true,
-    format: 'esm',
+    splitting: false,
+    // CommonJS: an external import then becomes a require() inside the lazily run part that needs it (an
+    // ES module bundle hoists every import of every part to its top, and loads them all), and Node's
+    // CommonJS loader reads the one file without the ES module machinery.
+    format: 'cjs',
     platform: 'node',
+    define: { 'import.meta.url': '__moduleUrl', 'import.meta.resolve': '__moduleResolve' },
+    banner: {
+      js:
+        'const __moduleUrl=require("node:url").pathToFileURL(__filename).href;' +
+        'const __moduleResolve=(specifier)=>require("node:url").pathToFileURL(require.resolve(specifier)).href;',
+    },
     target: 'node20',
     // Node's modules and the one production dependency are loaded from where they are installed.
     packages: 'external',
@@ -99,7 +136,49 @@ export async function bundle(outdir) {
     mkdirSync(dirname(file.path), { recursive: true });
     writeFileSync(file.path, text);
   }
+  await writeEntryModules(outdir);
   return result.metafile;
+}
+
+/** The names a module exports, from esbuild's analysis of it (nothing is run). */
+async function exportNames(entry) {
+  const result = await build({
+    absWorkingDir: ROOT,
+    entryPoints: [entry],
+    outdir: 'export-names',
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    packages: 'external',
+    metafile: true,
+    write: false,
+    logLevel: 'error',
+  });
+  const [output] = Object.values(result.metafile.outputs).filter(
+    (candidate) => candidate.entryPoint === entry,
+  );
+  if (output === undefined) throw new Error(`${entry}: esbuild reported no exports`);
+  return output.exports.join(', ');
+}
+
+/** The generated modules at the package's entry paths; each re-exports from (or runs) the bundle. */
+async function writeEntryModules(outdir) {
+  // createRequire, not `import ... from './dps-mqtt.cjs'`: Node would scan the whole file for export names.
+  const load = (up) =>
+    `import { createRequire } from 'node:module';\nconst bundle = createRequire(import.meta.url)('${up}${BUNDLE_FILE}');\n`;
+  const files = {
+    'index.js': `${load('./')}export const { ${await exportNames('src/index.ts')} } = bundle.client;\n`,
+    'emulator/index.js': `${load('../')}const emulator = await bundle.loadEmulator();\nexport const { ${await exportNames('src/emulator/index.ts')} } = emulator;\n`,
+    'cli/main.js': `#!/usr/bin/env node\n${load('../')}await bundle.runCliProcess();\n`,
+    'emulator/cli-entry.js': `#!/usr/bin/env node\n${load('../')}await bundle.runEmulatorProcess();\n`,
+    'fleet/fleet-worker.js': `${load('../')}await bundle.startFleetWorker();\n`,
+  };
+  for (const [path, text] of Object.entries(files)) {
+    const file = join(outdir, path);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, text);
+    if (text.startsWith('#!')) chmodSync(file, 0o755);
+  }
 }
 
 /** Removes every declaration file that the public roots do not reach (internal modules' types). */
@@ -190,7 +269,7 @@ if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(
   const bytes = outputs.reduce((total, [, output]) => total + output.bytes, 0);
   // On stderr: `npm pack --json` runs this through prepack, and its stdout must stay JSON.
   process.stderr.write(
-    `built ${relative(process.cwd(), outdir) || '.'}: ${outputs.length} JavaScript files (${(bytes / 1024).toFixed(0)} KiB), ` +
+    `built ${relative(process.cwd(), outdir) || '.'}: ${BUNDLE_FILE} (${(bytes / 1024).toFixed(0)} KiB) and ${Object.keys(ENTRY_POINTS).length} entry modules, ` +
       `${declarations.kept} declaration files (${declarations.removed} internal ones removed)\n`,
   );
 }

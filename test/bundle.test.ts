@@ -1,18 +1,18 @@
-// The package's JavaScript is an esbuild bundle with code splitting (scripts/build.mjs). These tests build it
-// into a scratch folder and check what the file-per-module layout gave for free: each module exists once
-// (so `instanceof` holds across entry points), the paths the package is loaded by are where they were, files
-// found relative to a module (package.json, the fleet's worker thread) are found, the lazy parts stay lazy,
-// and no bundling rename touches an error class's name.
+// The package's JavaScript is one esbuild bundle (scripts/build.mjs) behind small generated entry modules.
+// These tests build it into a scratch folder and check what the file-per-module layout gave for free: each
+// module exists once (so `instanceof` holds across entry points), the paths the package is loaded by are
+// where they were, files found relative to a module (package.json, the fleet's worker thread) are found,
+// the lazy parts stay lazy, and no bundling rename touches an error class's name.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import type { Metafile } from 'esbuild';
-import { bundle, ENTRY_POINTS } from '../scripts/build.mjs';
+import { BUNDLE_FILE, bundle, ENTRY_POINTS } from '../scripts/build.mjs';
 import { DEMO_GROUP_KEY } from '../src/emulator/index.js';
 import { startTestEmulator, type TestEmulator } from './helpers/emulator.js';
 
@@ -76,9 +76,9 @@ describe('the bundle', () => {
     }
   });
 
-  test('keeps every entry point at its path, and puts everything else in dist/chunks/', () => {
-    const outputs = [...outputInputs().keys()];
-    const entries = ENTRY_POINTS.map((entry) => entry.replace(/^src\//, '').replace(/\.ts$/, '.js'));
+  test('keeps every entry point at its path, as a module that loads the one bundle', () => {
+    assert.deepEqual([...outputInputs().keys()], [BUNDLE_FILE]);
+    const entries = Object.keys(ENTRY_POINTS);
     assert.deepEqual([...entries].sort(), [
       'cli/main.js',
       'emulator/cli-entry.js',
@@ -86,11 +86,13 @@ describe('the bundle', () => {
       'fleet/fleet-worker.js',
       'index.js',
     ]);
-    for (const entry of entries) assert.ok(outputs.includes(entry), entry);
-    assert.deepEqual(
-      outputs.filter((output) => !entries.includes(output) && !output.startsWith('chunks/')),
-      [],
-    );
+    for (const entry of entries) {
+      assert.match(
+        readFileSync(join(dist, entry), 'utf8'),
+        new RegExp(`'(\\./|\\.\\./)${BUNDLE_FILE}'`),
+        entry,
+      );
+    }
     const manifest = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
     for (const path of [
       manifest.bin['dps-mqtt'],
@@ -102,7 +104,7 @@ describe('the bundle', () => {
   });
 
   test('names no source map and no unresolved module URL', () => {
-    for (const output of outputInputs().keys()) {
+    for (const output of [...outputInputs().keys(), ...Object.keys(ENTRY_POINTS)]) {
       const text = readFileSync(join(dist, output), 'utf8');
       assert.doesNotMatch(text, /sourceMappingURL/, output);
       assert.doesNotMatch(text, /__DPS_MQTT_OUTDIR__/, output);
@@ -146,25 +148,34 @@ describe('the bundle', () => {
     assert.equal(stdout.trim(), JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version);
   });
 
-  test('a plain dps-mqtt register loads no certificate, fleet, diagnose or emulator code', async () => {
-    const recordFile = join(scratch, 'loaded.txt');
-    const recorder = join(scratch, 'record-loads.mjs');
-    writeFileSync(recordFile, '');
+  test('the certificate, fleet, diagnose and emulator code are lazily run parts of the bundle', () => {
+    const text = readFileSync(join(dist, BUNDLE_FILE), 'utf8');
+    for (const module of [
+      'src/emulator/index.ts',
+      'src/emulator/network/listeners.ts',
+      'src/fleet/fleet-run.ts',
+      'src/diagnose/diagnose.ts',
+      'src/client/certificate-request.ts',
+      'src/cli/commands/fleet.ts',
+    ]) {
+      // esbuild's lazy initialisation: `var init_x = __esm({ "src/...ts"() { ... } })`, run on first import().
+      assert.match(text, new RegExp(`__esm\\(\\{"${module.replaceAll('.', '\\.')}"\\(\\)`), module);
+    }
+  });
+
+  test('a plain dps-mqtt register loads none of what only the emulator, fleet or proxy need', async () => {
+    const recordFile = join(scratch, 'loaded.json');
+    const recorder = join(scratch, 'record-loads.cjs');
     writeFileSync(
       recorder,
-      `import { register } from 'node:module';
-register('data:text/javascript,' + encodeURIComponent(\`
-import { appendFileSync } from 'node:fs';
-export async function resolve(specifier, context, next) {
-  const result = await next(specifier, context);
-  if (result.url.startsWith('file:')) appendFileSync(\${JSON.stringify(${JSON.stringify(recordFile)})}, result.url + '\\\\n');
-  return result;
-}\`));
-`,
+      `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(recordFile)}, JSON.stringify({
+  builtins: process.moduleLoadList.filter((name) => name.startsWith('NativeModule ')).map((name) => name.slice(13)),
+  files: Object.keys(require.cache),
+})));\n`,
     );
     const { stdout } = await run(process.execPath, [
-      '--import',
-      pathToFileURL(recorder).href,
+      '--require',
+      recorder,
       join(dist, 'cli', 'main.js'),
       'register',
       '--endpoint',
@@ -180,22 +191,19 @@ export async function resolve(specifier, context, next) {
       '--json',
     ]);
     assert.match(stdout, /"status":"assigned"/);
-    const byOutput = outputInputs();
-    const loaded = new Set(
-      readFileSync(recordFile, 'utf8')
-        .split('\n')
-        .filter((url) => url.startsWith('file:'))
-        .map((url) => relative(dist, fileURLToPath(url)).split('\\').join('/')),
+    const loaded = JSON.parse(readFileSync(recordFile, 'utf8')) as { builtins: string[]; files: string[] };
+    assert.ok(
+      loaded.files.some((file) => file.endsWith(BUNDLE_FILE)),
+      loaded.files.join(', '),
     );
-    assert.ok(loaded.has('cli/main.js'), [...loaded].join(', '));
-    const modules = [...loaded].flatMap((output) => byOutput.get(output) ?? []);
-    assert.ok(modules.includes('src/client/register.ts'), 'the register path itself is loaded');
-    const heavy = modules.filter((module) =>
-      /^src\/(fleet\/(?!register-fleet)|emulator\/|mqtt\/server-codec|diagnose\/(?!flag-hints)|cli\/commands\/(?!register\.ts)|client\/certificate-request|protocol\/(csr-builder|certificate-builder|der)\.ts)/.test(
-        module,
-      ),
+    assert.deepEqual(
+      loaded.files.filter((file) => /[\\/]node_modules[\\/]/.test(file)),
+      [],
+      "no package (ws is the emulator's)",
     );
-    assert.deepEqual(heavy, []);
+    for (const builtin of ['https', 'http', 'worker_threads', 'readline', 'perf_hooks']) {
+      assert.ok(!loaded.builtins.includes(builtin), `node:${builtin} is not loaded`);
+    }
   });
 
   test('dps-mqtt fleet --workers 1 finds its worker thread in the bundle', async () => {

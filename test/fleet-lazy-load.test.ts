@@ -45,8 +45,8 @@ describe('the fleet loads lazily', () => {
   });
 
   test('the CLI loads the fleet command only when it runs', () => {
-    const main = join(ROOT, 'src/cli/main.ts');
-    const closure = staticClosure(main);
+    const main = join(ROOT, 'src/cli/run-cli.ts');
+    const closure = staticClosure(join(ROOT, 'src/cli/main.ts'));
     assert.ok(!closure.has(join(ROOT, 'src/cli/commands/fleet.ts')));
     assert.ok(dynamicImports(code(main)).includes('./commands/fleet.js'));
   });

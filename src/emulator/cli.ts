@@ -102,7 +102,7 @@ export interface EmulatorCliIo {
   signals: Pick<NodeJS.Process, 'once' | 'off'>;
 }
 
-class UsageError extends Error {}
+class EmulatorUsageError extends Error {}
 
 /** Exit codes of `dps-mqtt emulator` (docs/cli.md). */
 export const EMULATOR_EXIT_CODES = {
@@ -201,7 +201,7 @@ function parseCliOptions(argv: string[]): (EmulatorOptions & { quiet: boolean })
   try {
     values = parse(argv).values;
   } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
+    throw new EmulatorUsageError(error instanceof Error ? error.message : String(error));
   }
   if (values.help) return 'help';
 
@@ -214,7 +214,7 @@ function parseCliOptions(argv: string[]): (EmulatorOptions & { quiet: boolean })
   if (values['id-scope'] !== undefined) options.idScope = idScope(values['id-scope']);
   if (values.hub !== undefined) {
     for (const hub of values.hub) {
-      if (!isIotHubHostName(hub)) throw new UsageError(`--hub: ${invalidIotHubMessage(hub)}`);
+      if (!isIotHubHostName(hub)) throw new EmulatorUsageError(`--hub: ${invalidIotHubMessage(hub)}`);
     }
     options.iotHubs = values.hub;
   }
@@ -224,24 +224,28 @@ function parseCliOptions(argv: string[]): (EmulatorOptions & { quiet: boolean })
   const individualEnrollments = (values.device ?? []).map((entry): IndividualEnrollmentConfig => {
     const equals = entry.indexOf('=');
     if (equals <= 0)
-      throw new UsageError(`--device expects ID=KEY (a registration id and its base64 key), got "${entry}"`);
+      throw new EmulatorUsageError(
+        `--device expects ID=KEY (a registration id and its base64 key), got "${entry}"`,
+      );
     const registrationId = entry.slice(0, equals);
     const primaryKey = entry.slice(equals + 1);
     // Bad input is a usage error (exit code 2), found before anything starts; the key is not echoed.
     if (!isValidRegistrationId(registrationId)) {
-      throw new UsageError(
+      throw new EmulatorUsageError(
         `--device: registration id ${JSON.stringify(registrationId)} is invalid: use lowercase letters, digits and - . _ : (at most 128 characters)`,
       );
     }
     if (!isEnrollmentKey(primaryKey)) {
-      throw new UsageError(`--device ${registrationId}=KEY: the key is not valid: ${ENROLLMENT_KEY_SHAPE}`);
+      throw new EmulatorUsageError(
+        `--device ${registrationId}=KEY: the key is not valid: ${ENROLLMENT_KEY_SHAPE}`,
+      );
     }
     return { registrationId, attestation: { type: 'symmetricKey', primaryKey } };
   });
   const enrollmentGroups: EnrollmentGroupConfig[] = [];
   if (values['group-key'] !== undefined) {
     if (!isEnrollmentKey(values['group-key'])) {
-      throw new UsageError(`--group-key: the key is not valid: ${ENROLLMENT_KEY_SHAPE}`);
+      throw new EmulatorUsageError(`--group-key: the key is not valid: ${ENROLLMENT_KEY_SHAPE}`);
     }
     enrollmentGroups.push({
       enrollmentGroupId: 'cli-group',
@@ -271,7 +275,7 @@ function parseCliOptions(argv: string[]): (EmulatorOptions & { quiet: boolean })
     throttle.firstRequests = integer(values['throttle-first'], '--throttle-first');
   if (values['throttle-fraction'] !== undefined) {
     const fraction = number(values['throttle-fraction'], '--throttle-fraction');
-    if (fraction > 1) throw new UsageError('--throttle-fraction must be between 0 and 1');
+    if (fraction > 1) throw new EmulatorUsageError('--throttle-fraction must be between 0 and 1');
     throttle.fraction = fraction;
   }
   if (values['throttle-retry-after'] !== undefined) {
@@ -308,7 +312,7 @@ function parseCliOptions(argv: string[]): (EmulatorOptions & { quiet: boolean })
     try {
       allocationWebhook.ca = readFileSync(values['webhook-ca'], 'utf8');
     } catch (error) {
-      throw new UsageError(`--webhook-ca: cannot read ${values['webhook-ca']}: ${String(error)}`);
+      throw new EmulatorUsageError(`--webhook-ca: cannot read ${values['webhook-ca']}: ${String(error)}`);
     }
   }
   if (Object.keys(allocationWebhook).length > 0) options.allocationWebhook = allocationWebhook;
@@ -316,7 +320,7 @@ function parseCliOptions(argv: string[]): (EmulatorOptions & { quiet: boolean })
   if (values['cert-validity-days'] !== undefined) {
     const days = integer(values['cert-validity-days'], '--cert-validity-days');
     if (days < MIN_VALIDITY_DAYS || days > MAX_VALIDITY_DAYS) {
-      throw new UsageError(
+      throw new EmulatorUsageError(
         `--cert-validity-days expects ${MIN_VALIDITY_DAYS} to ${MAX_VALIDITY_DAYS} days (DPS's policy range), got "${values['cert-validity-days']}"`,
       );
     }
@@ -374,7 +378,7 @@ function idScope(text: string): string {
   try {
     return validateIdScope(text);
   } catch (error) {
-    throw new UsageError(`--id-scope: ${error instanceof Error ? error.message : String(error)}`);
+    throw new EmulatorUsageError(`--id-scope: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
 
@@ -382,7 +386,7 @@ function keyTypes(text: string): IssuanceKeyType[] {
   const list = text.split(',').map((part) => part.trim());
   for (const keyType of list) {
     if (!ISSUANCE_KEY_TYPES.includes(keyType as IssuanceKeyType)) {
-      throw new UsageError(
+      throw new EmulatorUsageError(
         `--cert-key-types: "${keyType}" is not a key type: list some of ${ISSUANCE_KEY_TYPES.join(',')} (rsa = RSA of at least 2048 bits)`,
       );
     }
@@ -393,20 +397,20 @@ function keyTypes(text: string): IssuanceKeyType[] {
 function number(text: string, flag: string): number {
   const value = Number(text);
   if (text.trim() === '' || !Number.isFinite(value) || value < 0) {
-    throw new UsageError(`${flag} expects a number of at least 0, got "${text}"`);
+    throw new EmulatorUsageError(`${flag} expects a number of at least 0, got "${text}"`);
   }
   return value;
 }
 
 function integer(text: string, flag: string): number {
   const value = number(text, flag);
-  if (!Number.isInteger(value)) throw new UsageError(`${flag} expects a whole number, got "${text}"`);
+  if (!Number.isInteger(value)) throw new EmulatorUsageError(`${flag} expects a whole number, got "${text}"`);
   return value;
 }
 
 function positiveInteger(text: string, flag: string): number {
   const value = integer(text, flag);
-  if (value < 1) throw new UsageError(`${flag} expects a whole number of at least 1, got "${text}"`);
+  if (value < 1) throw new EmulatorUsageError(`${flag} expects a whole number of at least 1, got "${text}"`);
   return value;
 }
 
@@ -416,7 +420,8 @@ function integerList(text: string, flag: string): number[] {
 
 function port(text: string, flag: string): number {
   const value = integer(text, flag);
-  if (value > 65535) throw new UsageError(`${flag} expects a port between 0 and 65535, got "${text}"`);
+  if (value > 65535)
+    throw new EmulatorUsageError(`${flag} expects a port between 0 and 65535, got "${text}"`);
   return value;
 }
 

@@ -3,7 +3,6 @@ import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
 import { findUnknownOption } from '../protocol/known-options.js';
 import { validateIdScope } from '../protocol/validate.js';
 import { deviceApi } from './device-api/device-api.js';
@@ -22,7 +21,7 @@ import { EnrollmentBook } from './enrollments/enrollment-book.js';
 import { EnrollmentStore } from './enrollments/enrollment-store.js';
 import { type FaultOptions, FaultPlan, type ThrottleOptions } from './faults.js';
 import { type EmulatorLogger, redactingLogger, silentLogger } from './log.js';
-import { MqttSession, type SessionPeer } from './mqtt/mqtt-session.js';
+import { MqttSession, type SessionPeer, type SessionStream } from './mqtt/mqtt-session.js';
 import { type HttpsApis, httpsRouter } from './network/https-router.js';
 import { startListeners } from './network/listeners.js';
 import { createIssuingCa, type EmulatorPki, ensureEmulatorPki } from './pki/pki.js';
@@ -395,20 +394,22 @@ async function startWithDataDir(
   const sessions = new Set<MqttSession>();
   let closing = false;
 
-  const onConnection = (stream: Duplex, peer: SessionPeer): void => {
+  // One context for every session: nothing in it is per connection.
+  const sessionContext = {
+    book,
+    registrar,
+    faults,
+    logger,
+    maxPacketBytes,
+    connectTimeoutMs,
+    retryAfterSeconds,
+  };
+  const onConnection = (stream: SessionStream, peer: SessionPeer): void => {
     if (closing) {
       stream.destroy();
       return;
     }
-    const session = new MqttSession(stream, peer, {
-      book,
-      registrar,
-      faults,
-      logger,
-      maxPacketBytes,
-      connectTimeoutMs,
-      retryAfterSeconds,
-    });
+    const session = new MqttSession(stream, peer, sessionContext);
     sessions.add(session);
     void session.closed.then(() => sessions.delete(session));
   };

@@ -22,10 +22,10 @@ const SOCKET_LINGER_MS = 2000;
 
 /** Wraps a socket whose upgrade succeeded; `firstBytes` are those that came after the 101 head. */
 export function webSocketStream(socket: Socket, target: string, firstBytes: Buffer): Duplex {
-  return new WebSocketStream(socket, target, firstBytes);
+  return new ClientWebSocketStream(socket, target, firstBytes);
 }
 
-class WebSocketStream extends Duplex implements ServerFrameSink {
+class ClientWebSocketStream extends Duplex implements ServerFrameSink {
   private readonly reader = new ServerFrameReader();
   private closeSent = false;
   private closeReceived = false;

@@ -126,6 +126,9 @@ const WILL_FLAG = 0x04;
 const CLEAN_SESSION_FLAG = 0x02;
 const RESERVED_CONNECT_FLAG = 0x01;
 
+/** The body of PINGREQ and DISCONNECT: nothing is read from it, so one serves every packet. */
+const EMPTY_BODY = Buffer.alloc(0);
+
 function malformed(message: string): ProtocolError {
   return new ProtocolError(`malformed MQTT packet from the device: ${message}`);
 }
@@ -397,6 +400,8 @@ export class ClientPacketDecoder {
   #lengthKnown = false;
   #body: Buffer | undefined;
   #bodyBytes = 0;
+  /** Where #step reads in its chunk; decode() sets it before each step and reads it back after. */
+  #offset = 0;
 
   constructor(options: ClientPacketDecoderOptions) {
     const { maxPacketBytes } = options;
@@ -417,12 +422,17 @@ export class ClientPacketDecoder {
 
   *decode(chunk: Uint8Array): Generator<ClientPacket, void, undefined> {
     if (this.#failure) throw this.#failure;
-    const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const bytes = Buffer.isBuffer(chunk)
+      ? chunk
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let offset = 0;
     while (offset < bytes.length) {
       let packet: ClientPacket | undefined;
       try {
-        [packet, offset] = this.#step(bytes, offset);
+        // The offset stays local between steps: a consumer may decode another chunk while this one yields.
+        this.#offset = offset;
+        packet = this.#step(bytes);
+        offset = this.#offset;
       } catch (error) {
         this.#failure =
           error instanceof ProtocolError
@@ -436,25 +446,27 @@ export class ClientPacketDecoder {
     }
   }
 
-  /** Consumes bytes from offset up to the end of one packet at most; returns that packet, if complete. */
-  #step(chunk: Buffer, start: number): [ClientPacket | undefined, number] {
-    let offset = start;
+  /**
+   * Consumes bytes of the chunk from #offset up to the end of one packet at most (the whole fixed header
+   * in one call, without a result per byte); returns that packet, if complete.
+   */
+  #step(chunk: Buffer): ClientPacket | undefined {
     if (this.#firstByte < 0) {
-      const firstByte = chunk[offset++] ?? 0;
+      const firstByte = chunk[this.#offset++] ?? 0;
       checkFixedHeader(firstByte);
       this.#firstByte = firstByte;
       this.#remainingLength = 0;
       this.#lengthBytes = 0;
       this.#lengthKnown = false;
-      return [undefined, offset];
     }
-    if (!this.#lengthKnown) {
-      const digit = chunk[offset++] ?? 0;
+    while (!this.#lengthKnown) {
+      if (this.#offset >= chunk.length) return undefined;
+      const digit = chunk[this.#offset++] ?? 0;
       this.#remainingLength += (digit & 0x7f) * 0x80 ** this.#lengthBytes;
       this.#lengthBytes++;
       if ((digit & 0x80) !== 0) {
         if (this.#lengthBytes === 4) throw malformed('remaining length takes more than 4 bytes');
-        return [undefined, offset];
+        continue;
       }
       this.#lengthKnown = true;
       const total = 1 + this.#lengthBytes + this.#remainingLength;
@@ -465,20 +477,20 @@ export class ClientPacketDecoder {
         );
       }
       checkRemainingLength(this.#firstByte, this.#remainingLength);
-      if (this.#remainingLength === 0) return [this.#complete(Buffer.alloc(0)), offset];
-      return [undefined, offset];
+      if (this.#remainingLength === 0) return this.#complete(EMPTY_BODY);
     }
+    if (this.#offset >= chunk.length) return undefined;
     // Copied, not sliced: packets and partial bodies never alias the caller's chunks.
     this.#body ??= Buffer.allocUnsafe(this.#remainingLength);
-    const take = Math.min(this.#remainingLength - this.#bodyBytes, chunk.length - offset);
-    chunk.copy(this.#body, this.#bodyBytes, offset, offset + take);
+    const take = Math.min(this.#remainingLength - this.#bodyBytes, chunk.length - this.#offset);
+    chunk.copy(this.#body, this.#bodyBytes, this.#offset, this.#offset + take);
     this.#bodyBytes += take;
-    offset += take;
-    if (this.#bodyBytes < this.#remainingLength) return [undefined, offset];
+    this.#offset += take;
+    if (this.#bodyBytes < this.#remainingLength) return undefined;
     const body = this.#body;
     this.#body = undefined;
     this.#bodyBytes = 0;
-    return [this.#complete(body), offset];
+    return this.#complete(body);
   }
 
   #complete(body: Buffer): ClientPacket {

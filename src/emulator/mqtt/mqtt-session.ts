@@ -2,7 +2,6 @@
 // awaiting CONNECT -> (CONNACK 0) connected -> closed. DPS is not a broker: only its own topics,
 // QoS 0/1, and answers only to a connection that subscribed.
 import type { X509Certificate } from 'node:crypto';
-import type { Duplex } from 'node:stream';
 import {
   type ClientPacket,
   ClientPacketDecoder,
@@ -19,7 +18,7 @@ import { parseUsername } from '../../protocol/username.js';
 import { isValidApiVersion, isValidRegistrationId } from '../../protocol/validate.js';
 import { CONNACK_BAD_USERNAME_OR_PASSWORD, type EnrollmentBook } from '../enrollments/enrollment-book.js';
 import type { FaultPlan } from '../faults.js';
-import type { EmulatorLogger } from '../log.js';
+import { type EmulatorLogger, silentLogger } from '../log.js';
 import { answerDeviceRequest, attestDevice } from '../registrar/device-requests.js';
 import type { AuthenticatedDevice, DpsResponse, Registrar } from '../registrar/registrar.js';
 
@@ -49,6 +48,25 @@ export interface SessionContext {
   retryAfterSeconds: number;
 }
 
+/**
+ * What a session needs of its connection: a TLS socket (a Duplex), or a WebSocket
+ * (network/websocket-stream.ts). `cork`/`uncork` let the answers to one chunk leave as one write.
+ */
+export interface SessionStream {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'end' | 'close', listener: () => void): unknown;
+  once(event: 'close', listener: () => void): unknown;
+  write(chunk: Buffer): unknown;
+  end(): unknown;
+  destroy(): unknown;
+  cork(): void;
+  uncork(): void;
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  readonly writableLength: number;
+}
+
 type State = 'awaitingConnect' | 'connected' | 'closed';
 
 let connectionCounter = 0;
@@ -67,15 +85,20 @@ export class MqttSession {
   private readonly startedAt = Date.now();
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
+  /** False with the silent logger: entries are then neither built nor sent. */
+  private readonly logging: boolean;
+  /** True while the answers to one chunk are collected in the corked stream. */
+  private batching = false;
 
   constructor(
-    private readonly stream: Duplex,
+    private readonly stream: SessionStream,
     private readonly peer: SessionPeer,
     private readonly context: SessionContext,
   ) {
     this.closedPromise = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
+    this.logging = context.logger !== silentLogger;
     this.decoder = new ClientPacketDecoder({ maxPacketBytes: context.maxPacketBytes });
     this.idleTimeoutMs = context.connectTimeoutMs;
     this.idleTimer = setTimeout(() => this.close('no packet within the time limit'), this.idleTimeoutMs);
@@ -83,7 +106,8 @@ export class MqttSession {
     stream.on('error', (error) => this.close(`stream error: ${error.message}`));
     stream.on('close', () => this.close('closed by the device'));
     stream.on('end', () => this.close('closed by the device'));
-    this.log({ event: 'connection', remoteAddress: peer.remoteAddress });
+    // remoteAddress costs a getpeername() call: read only when it is logged.
+    if (this.logging) this.log({ event: 'connection', remoteAddress: peer.remoteAddress });
   }
 
   /** Resolves when the connection is closed, whoever closed it. */
@@ -105,6 +129,7 @@ export class MqttSession {
     clearTimeout(this.idleTimer);
     for (const timer of this.pendingResponses) clearTimeout(timer);
     this.pendingResponses.clear();
+    this.flushAnswers(); // what was answered before the close still leaves, as it did unbatched
     this.stream.destroy();
     this.log({ event: 'close', reason, durationMs: Date.now() - this.startedAt });
     this.resolveClosed();
@@ -115,6 +140,10 @@ export class MqttSession {
     // Any packet shows a connected device is alive: the keep-alive clock restarts. Before CONNECT the
     // limit is absolute, or a client trickling one byte at a time would hold the connection forever.
     if (this.state === 'connected') this.idleTimer.refresh();
+    // The answers to the packets of one chunk (SUBACK, PUBACK, response...) leave as one write: one TLS
+    // record and one system call instead of one per packet; the bytes are the same.
+    this.stream.cork();
+    this.batching = true;
     try {
       // Packets are handled as they are decoded: those before a malformed one are still answered.
       for (const packet of this.decoder.decode(chunk)) {
@@ -124,7 +153,16 @@ export class MqttSession {
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       this.close(error.message);
+    } finally {
+      this.flushAnswers();
     }
+  }
+
+  /** Sends what was written while batching. */
+  private flushAnswers(): void {
+    if (!this.batching) return;
+    this.batching = false;
+    this.stream.uncork();
   }
 
   private onPacket(packet: ClientPacket): void {
@@ -329,6 +367,7 @@ export class MqttSession {
   /** Answers CONNECT with a refusal and closes: never a silent close or a timeout. */
   private refuse(returnCode: number, reason: string, registrationId?: string): void {
     this.send(encodeConnack(returnCode), { evenIfClosed: true });
+    this.flushAnswers();
     this.log({ event: 'connack', returnCode, reason, registrationId });
     this.state = 'closed';
     clearTimeout(this.idleTimer);
@@ -359,6 +398,7 @@ export class MqttSession {
   }
 
   private log(entry: { event: string; [field: string]: unknown }): void {
+    if (!this.logging) return;
     this.context.logger({
       ...entry,
       connectionId: this.connectionId,

@@ -8,12 +8,13 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
-import { createWebSocketStream, WebSocketServer } from 'ws';
+import { WebSocketServer } from 'ws';
 import type { EmulatorLogger } from '../log.js';
-import type { SessionPeer } from '../mqtt/mqtt-session.js';
+import type { SessionPeer, SessionStream } from '../mqtt/mqtt-session.js';
 import type { CertificateAndKey } from '../pki/pki.js';
 import { pathnameOf } from './https-router.js';
-import { createPeerChains } from './peer-chains.js';
+import { createPeerChains, type PeerChains } from './peer-chains.js';
+import { WebSocketStream } from './websocket-stream.js';
 
 export const WEBSOCKET_PATHS = ['/$iothub/websocket', '/'];
 export const WEBSOCKET_SUBPROTOCOLS = ['mqtt', 'MQTT'];
@@ -28,7 +29,7 @@ export interface ListenerOptions {
   maxPacketBytes: number;
   handshakeTimeoutMs: number;
   logger: EmulatorLogger;
-  onConnection(stream: Duplex, peer: SessionPeer): void;
+  onConnection(stream: SessionStream, peer: SessionPeer): void;
   /** Plain HTTPS requests on the WebSocket port (the service API and the HTTPS device API). */
   onHttpsRequest?(request: IncomingMessage, response: ServerResponse, peer: SessionPeer): void;
 }
@@ -72,11 +73,7 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
   };
 
   const mqttServer = createTlsServer(tlsOptions, (socket) => {
-    options.onConnection(socket, {
-      transport: 'mqtt',
-      remoteAddress: socket.remoteAddress,
-      clientCertificates: () => peerChains.chainOf(socket),
-    });
+    options.onConnection(socket, sessionPeer('mqtt', socket, peerChains));
   });
   mqttServer.on('connection', track);
   mqttServer.on('secureConnection', (socket: TLSSocket) => peerChains.record(socket));
@@ -94,6 +91,8 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
 
   const webSocketServer = new WebSocketServer({
     noServer: true,
+    // No Set of every client and no 'close' listener each: the sockets are tracked (and closed) above.
+    clientTracking: false,
     perMessageDeflate: false,
     maxPayload: options.maxPacketBytes,
     handleProtocols: (protocols) =>
@@ -143,7 +142,10 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
   wssServer.on('upgrade', (request, socket: Duplex, head: Buffer) => {
     const tlsSocket = request.socket as TLSSocket;
     clearTimeout(upgradeTimers.get(tlsSocket));
-    const path = pathnameOf(request.url) ?? '';
+    // The usual paths need no URL parser: new URL() gives them back unchanged.
+    const path = WEBSOCKET_PATHS.includes(request.url ?? '')
+      ? (request.url as string)
+      : (pathnameOf(request.url) ?? '');
     const offered = String(request.headers['sec-websocket-protocol'] ?? '')
       .split(',')
       .map((protocol) => protocol.trim());
@@ -165,12 +167,7 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
       return;
     }
     webSocketServer.handleUpgrade(request, socket, head, (webSocket) => {
-      const stream = createWebSocketStream(webSocket);
-      options.onConnection(stream, {
-        transport: 'wss',
-        remoteAddress: tlsSocket.remoteAddress,
-        clientCertificates: () => peerChains.chainOf(tlsSocket),
-      });
+      options.onConnection(new WebSocketStream(webSocket, socket), sessionPeer('wss', tlsSocket, peerChains));
     });
   });
 
@@ -196,6 +193,17 @@ export async function startListeners(options: ListenerOptions): Promise<Listener
       webSocketServer.close();
       await closing;
     },
+  };
+}
+
+/** The peer of an MQTT session: its address is read lazily (a getpeername() call), when it is logged. */
+function sessionPeer(transport: 'mqtt' | 'wss', socket: TLSSocket, peerChains: PeerChains): SessionPeer {
+  return {
+    transport,
+    get remoteAddress() {
+      return socket.remoteAddress;
+    },
+    clientCertificates: () => peerChains.chainOf(socket),
   };
 }
 
