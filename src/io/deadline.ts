@@ -39,9 +39,20 @@ export function startDeadline(options: {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new DeadlineExceeded(timeoutMs)), timeoutMs);
   timer.unref();
-  const signal =
-    options.signal === undefined ? controller.signal : AbortSignal.any([options.signal, controller.signal]);
-  return { signal, dispose: () => clearTimeout(timer) };
+  // The caller's signal is followed with one listener, removed at dispose(), rather than AbortSignal.any():
+  // on Node 20 that costs more per open than the rest of this module, and keeps its sources referenced.
+  const outer = options.signal;
+  if (outer === undefined) return { signal: controller.signal, dispose: () => clearTimeout(timer) };
+  const followOuter = (): void => controller.abort(outer.reason);
+  if (outer.aborted) followOuter();
+  else outer.addEventListener('abort', followOuter, { once: true });
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      clearTimeout(timer);
+      outer.removeEventListener('abort', followOuter);
+    },
+  };
 }
 
 /** True when the signal fired because the deadline expired (rather than the caller aborting). */
