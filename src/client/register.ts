@@ -283,7 +283,7 @@ function runRegistration(
   };
 
   return new Promise<RegistrationResult>((resolve, reject) => {
-    let nextStepTimer: NodeJS.Timeout | undefined;
+    let cancelNextStep: (() => void) | undefined;
     let settled = false;
     const deadlineTimer = setTimeout(() => {
       const cause = lastError ? ` (last error: ${lastError.message})` : '';
@@ -301,7 +301,7 @@ function runRegistration(
       if (settled) return;
       settled = true;
       clearTimeout(deadlineTimer);
-      if (nextStepTimer) clearTimeout(nextStepTimer);
+      cancelNextStep?.();
       call.signal?.removeEventListener('abort', onAbort);
       provider.destroy(handle);
       if (outcome instanceof Error) reject(withHint(outcome, certificate !== undefined));
@@ -340,10 +340,19 @@ function runRegistration(
         );
         return;
       }
-      nextStepTimer = setTimeout(() => {
-        nextStepTimer = undefined;
+      const run = (): void => {
+        cancelNextStep = undefined;
         action();
-      }, delayMs);
+      };
+      // retry-after=0 means now: setTimeout would make it at least 1 ms (Node's floor), a tenth of a
+      // registration on a fast link; setImmediate runs it once this turn's I/O is handled.
+      if (delayMs <= 0) {
+        const immediate = setImmediate(run);
+        cancelNextStep = () => clearImmediate(immediate);
+      } else {
+        const timer = setTimeout(run, delayMs);
+        cancelNextStep = () => clearTimeout(timer);
+      }
     }
 
     function onStatus(status: TransportStatus): void {
