@@ -6,6 +6,7 @@ import type { CapacityRun } from './emulator-capacity.js';
 import type { FleetResult, FleetRun } from './fleet.js';
 import { type FleetToolResult, renderFleetTool } from './fleet-tool.js';
 import type { FootprintResult } from './footprint.js';
+import { BASELINE, FIGURE_CHANGES } from './history.js';
 import type { CpuProfileSummary } from './profile.js';
 import { ONE_WAY_DELAY_MS, type RoundTripCase } from './round-trips.js';
 import { median, summarize } from './stats.js';
@@ -272,6 +273,16 @@ export function renderReport(
       '',
     );
   }
+  push(
+    '## Which change moved which figure',
+    '',
+    `Before issue 15's speed work the summary read: ${BASELINE}. What each change was measured to do when it was made (records from \`bench/history.ts\`, not this run):`,
+    '',
+    '| change | effect | measured by |',
+    '| --- | --- | --- |',
+    ...FIGURE_CHANGES.map((entry) => `| ${entry.change} | ${entry.effect} | ${entry.measuredBy} |`),
+    '',
+  );
   push(`![Latency distributions](${chartFileName})`, '');
 
   if (cold) {
