@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const CLIENT_WORKER = join(REPO_ROOT, 'bench', 'workers', 'client-worker.mjs');
 export const OFFICIAL_SCRIPT = join(REPO_ROOT, 'bench', 'workers', 'official-register.cjs');
-export const OUR_CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js');
+export const OUR_CLI = join(REPO_ROOT, 'dist', 'cli', 'main.cjs');
 const EMULATOR_ENTRY = join(REPO_ROOT, 'dist', 'emulator', 'cli-entry.js');
 const CLOCK_TICKS_PER_SECOND = 100;
 

@@ -292,7 +292,7 @@ export function renderReport(
     push(
       '## 1. Cold process',
       '',
-      `One whole process registers one device and exits: ours is \`node dist/cli/main.js register ... --json\`, the official SDK a minimal script (\`bench/workers/official-register.cjs\`). Wall time is from spawn to exit as the benchmark sees it; peak RSS is \`/usr/bin/time -f %M\`. ${cold.runs} runs each, alternating, after one unmeasured run each.`,
+      `One whole process registers one device and exits: ours is \`node dist/cli/main.cjs register ... --json\`, the official SDK a minimal script (\`bench/workers/official-register.cjs\`). Wall time is from spawn to exit as the benchmark sees it; peak RSS is \`/usr/bin/time -f %M\`. ${cold.runs} runs each, alternating, after one unmeasured run each.`,
       '',
       '| figure | ours median | ours p95 | official median | official p95 | ours / official (median) |',
       '| --- | ---: | ---: | ---: | ---: | ---: |',
@@ -436,7 +436,7 @@ export function renderReport(
       '',
       'One extra cold run of each client under `node --cpu-prof --cpu-prof-interval 100` (100 µs sampling; not one of the measured runs), reduced to self time by origin and by function (`bench/profile.ts`). "Idle" is time spent waiting on the network (here, the emulator on loopback).',
       '',
-      '### Ours (`dist/cli/main.js register`)',
+      '### Ours (`dist/cli/main.cjs register`)',
       '',
       ...profileTable(cold.profiles.ours),
       '',

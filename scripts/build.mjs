@@ -55,7 +55,7 @@ export const startFleetWorker = () => import('./src/fleet/fleet-worker.ts');
 export const ENTRY_POINTS = {
   'index.js': 'src/index.ts',
   'emulator/index.js': 'src/emulator/index.ts',
-  'cli/main.js': 'src/cli/main.ts',
+  'cli/main.cjs': 'src/cli/main.ts',
   'emulator/cli-entry.js': 'src/emulator/cli-entry.ts',
   'fleet/fleet-worker.js': 'src/fleet/fleet-worker.ts',
 };
@@ -101,6 +101,9 @@ export function esbuildOptions(outdir) {
     format: 'cjs',
     platform: 'node',
     define: { 'import.meta.url': '__moduleUrl', 'import.meta.resolve': '__moduleResolve' },
+    // import() of a Node module becomes require(): the bin runs the bundle as a vm.Script (for its code
+    // cache), where a real import() would need an experimental loader option.
+    supported: { 'dynamic-import': false },
     banner: {
       js:
         'const __moduleUrl=require("node:url").pathToFileURL(__filename).href;' +
@@ -169,7 +172,8 @@ async function writeEntryModules(outdir) {
   const files = {
     'index.js': `${load('./')}export const { ${await exportNames('src/index.ts')} } = bundle.client;\n`,
     'emulator/index.js': `${load('../')}const emulator = await bundle.loadEmulator();\nexport const { ${await exportNames('src/emulator/index.ts')} } = emulator;\n`,
-    'cli/main.js': `#!/usr/bin/env node\n${load('../')}await bundle.runCliProcess();\n`,
+    // The bin: CommonJS, with a code cache (scripts/templates/cli-main.cjs says why).
+    'cli/main.cjs': readFileSync(join(ROOT, 'scripts', 'templates', 'cli-main.cjs'), 'utf8'),
     'emulator/cli-entry.js': `#!/usr/bin/env node\n${load('../')}await bundle.runEmulatorProcess();\n`,
     'fleet/fleet-worker.js': `${load('../')}await bundle.startFleetWorker();\n`,
   };

@@ -5,7 +5,18 @@
 // the lazy parts stay lazy, and no bundling rename touches an error class's name.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import Module from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -80,7 +91,7 @@ describe('the bundle', () => {
     assert.deepEqual([...outputInputs().keys()], [BUNDLE_FILE]);
     const entries = Object.keys(ENTRY_POINTS);
     assert.deepEqual([...entries].sort(), [
-      'cli/main.js',
+      'cli/main.cjs',
       'emulator/cli-entry.js',
       'emulator/index.js',
       'fleet/fleet-worker.js',
@@ -89,7 +100,7 @@ describe('the bundle', () => {
     for (const entry of entries) {
       assert.match(
         readFileSync(join(dist, entry), 'utf8'),
-        new RegExp(`'(\\./|\\.\\./)${BUNDLE_FILE}'`),
+        new RegExp(`'(\\./|\\.\\./)?${BUNDLE_FILE}'`),
         entry,
       );
     }
@@ -144,7 +155,7 @@ describe('the bundle', () => {
   });
 
   test('dps-mqtt --version reads package.json from the bundled CLI', async () => {
-    const { stdout } = await run(process.execPath, [join(dist, 'cli', 'main.js'), '--version']);
+    const { stdout } = await run(process.execPath, [join(dist, 'cli', 'main.cjs'), '--version']);
     assert.equal(stdout.trim(), JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version);
   });
 
@@ -176,7 +187,7 @@ describe('the bundle', () => {
     const { stdout } = await run(process.execPath, [
       '--require',
       recorder,
-      join(dist, 'cli', 'main.js'),
+      join(dist, 'cli', 'main.cjs'),
       'register',
       '--endpoint',
       `127.0.0.1:${emulator.wssPort}`,
@@ -192,8 +203,9 @@ describe('the bundle', () => {
     ]);
     assert.match(stdout, /"status":"assigned"/);
     const loaded = JSON.parse(readFileSync(recordFile, 'utf8')) as { builtins: string[]; files: string[] };
+    // The bin compiles the bundle itself (for its code cache): anything required after that is listed.
     assert.ok(
-      loaded.files.some((file) => file.endsWith(BUNDLE_FILE)),
+      loaded.files.some((file) => file.endsWith('main.cjs')),
       loaded.files.join(', '),
     );
     assert.deepEqual(
@@ -210,7 +222,7 @@ describe('the bundle', () => {
     const { stdout } = await run(
       process.execPath,
       [
-        join(dist, 'cli', 'main.js'),
+        join(dist, 'cli', 'main.cjs'),
         'fleet',
         '--endpoint',
         `127.0.0.1:${emulator.wssPort}`,
@@ -232,5 +244,44 @@ describe('the bundle', () => {
     );
     const summary = JSON.parse(stdout.trim().split('\n').pop()!);
     assert.equal(summary.assigned, 2, stdout);
+  });
+});
+
+describe("the bin's code cache (Node 20 and 21; Node 22.1+ uses its own)", () => {
+  const hasNodeCompileCache =
+    typeof (Module as { enableCompileCache?: unknown }).enableCompileCache === 'function';
+  const cacheFile = (): string => join(dist, `${BUNDLE_FILE}.v8-cache-${process.version}-${process.arch}`);
+  const version = (env: NodeJS.ProcessEnv = {}) =>
+    run(process.execPath, [join(dist, 'cli', 'main.cjs'), '--version'], { env: { ...process.env, ...env } });
+
+  test('the first run leaves a cache next to the bundle, a later run uses it and leaves it as it is', async (context) => {
+    if (hasNodeCompileCache) return context.skip('this Node has its own compile cache');
+    rmSync(cacheFile(), { force: true });
+    await version();
+    const written = statSync(cacheFile());
+    assert.ok(written.size > 10_000, `a cache of ${written.size} bytes`);
+    const { stdout } = await version();
+    assert.equal(stdout.trim(), JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version);
+    // Accepted by V8, so not written again.
+    assert.equal(statSync(cacheFile()).mtimeMs, written.mtimeMs);
+  });
+
+  test('a damaged cache is refused by V8 and replaced; the run is unaffected', async (context) => {
+    if (hasNodeCompileCache) return context.skip('this Node has its own compile cache');
+    writeFileSync(cacheFile(), Buffer.alloc(4096, 0x5a));
+    const { stdout } = await version();
+    assert.match(stdout, /^\d+\.\d+\.\d+/);
+    assert.notDeepEqual(readFileSync(cacheFile()).subarray(0, 4096), Buffer.alloc(4096, 0x5a));
+  });
+
+  test('NODE_DISABLE_COMPILE_CACHE=1 writes no cache', async () => {
+    rmSync(cacheFile(), { force: true });
+    await version({ NODE_DISABLE_COMPILE_CACHE: '1' });
+    assert.equal(existsSync(cacheFile()), false);
+  });
+
+  test('packing leaves caches out of the package', () => {
+    const manifest = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { files: string[] };
+    assert.ok(manifest.files.includes('!dist/**/*.v8-cache-*'));
   });
 });

@@ -90,7 +90,7 @@ test('no prepare script (npm 11 warns on install); prepack builds, and npm start
   const { scripts } = JSON.parse(readFileSync('package.json', 'utf8'));
   assert.equal(scripts.prepare, undefined);
   assert.match(scripts.prepack, /npm run build/);
-  assert.match(scripts.start, /^npm run build\b.*&& node dist\/cli\/main\.js demo$/);
+  assert.match(scripts.start, /^npm run build\b.*&& node dist\/cli\/main\.cjs demo$/);
 });
 
 test('the documents the README links to are in the package, and so are their own links to documents', () => {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `dps-mqtt` bin (from source; the package's dist/cli/main.js is a generated wrapper that does the same).
+// The `dps-mqtt` bin (from source; the package's bin is dist/cli/main.cjs, scripts/templates/cli-main.cjs).
 import { runCliProcess } from './run-cli.js';
 
 await runCliProcess();

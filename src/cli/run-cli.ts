@@ -29,7 +29,7 @@ Examples
   dps-mqtt emulator --wss-port 8443
 `;
 
-/** The version in package.json: two directories up from both src/cli/main.ts and dist/cli/main.js. */
+/** The version in package.json: two directories up from both src/cli/main.ts and dist/cli/main.cjs. */
 function packageVersion(): string {
   const packageJson = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
   return String((JSON.parse(packageJson) as { version?: unknown }).version);
