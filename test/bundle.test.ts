@@ -35,6 +35,20 @@ let dist: string;
 let metafile: Metafile;
 let emulator: TestEmulator;
 
+/** The flags that point the CLI at the test emulator, with its demo group key. */
+function emulatorFlags(): string[] {
+  return [
+    '--endpoint',
+    `127.0.0.1:${emulator.wssPort}`,
+    '--ca',
+    emulator.pki.caPath,
+    '--id-scope',
+    emulator.idScope,
+    '--group-key',
+    DEMO_GROUP_KEY,
+  ];
+}
+
 /** Output path (relative to dist/) -> the source files (relative to the repository) whose code it holds. */
 function outputInputs(): Map<string, string[]> {
   const byOutput = new Map<string, string[]>();
@@ -189,16 +203,9 @@ describe('the bundle', () => {
       recorder,
       join(dist, 'cli', 'main.cjs'),
       'register',
-      '--endpoint',
-      `127.0.0.1:${emulator.wssPort}`,
-      '--ca',
-      emulator.pki.caPath,
-      '--id-scope',
-      emulator.idScope,
+      ...emulatorFlags(),
       '--registration-id',
       'bundle-register',
-      '--group-key',
-      DEMO_GROUP_KEY,
       '--json',
     ]);
     assert.match(stdout, /"status":"assigned"/);
@@ -224,14 +231,7 @@ describe('the bundle', () => {
       [
         join(dist, 'cli', 'main.cjs'),
         'fleet',
-        '--endpoint',
-        `127.0.0.1:${emulator.wssPort}`,
-        '--ca',
-        emulator.pki.caPath,
-        '--id-scope',
-        emulator.idScope,
-        '--group-key',
-        DEMO_GROUP_KEY,
+        ...emulatorFlags(),
         '--count',
         '2',
         '--prefix',

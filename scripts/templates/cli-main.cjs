@@ -9,7 +9,7 @@
 //   the package directory is not writable. V8 checks the file against the source and its own version.
 // NODE_DISABLE_COMPILE_CACHE=1 (Node's own switch) turns both off.
 'use strict';
-const { readFileSync, renameSync, writeFileSync } = require('node:fs');
+const { readFileSync, renameSync, rmSync, writeFileSync } = require('node:fs');
 const Module = require('node:module');
 const path = require('node:path');
 const vm = require('node:vm');
@@ -50,7 +50,7 @@ function loadBundle() {
         renameSync(partial, cachePath);
       } catch {
         try {
-          require('node:fs').rmSync(partial, { force: true });
+          rmSync(partial, { force: true });
         } catch {}
       }
     });

@@ -1,7 +1,7 @@
 // RFC 6455 framing, the client's half: frames the client sends (masked) and a streaming reader of the
 // frames a server sends (never masked). No extensions are negotiated, so the RSV bits are always zero.
 // Pure: no sockets. Checked against `ws` as the peer in test/io-websocket-frames.test.ts.
-import { randomFromPool } from './random-pool.js';
+import { randomFromPool } from '../protocol/random-pool.js';
 
 export const OPCODE_CONTINUATION = 0x0;
 export const OPCODE_TEXT = 0x1;

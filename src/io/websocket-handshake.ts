@@ -2,7 +2,7 @@
 // checking of the server's answer. Pure: no sockets.
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { randomFromPool } from './random-pool.js';
+import { randomFromPool } from '../protocol/random-pool.js';
 
 /** The HTTP answer to the WebSocket upgrade request. */
 export interface UpgradeResponse {

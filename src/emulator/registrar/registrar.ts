@@ -1,6 +1,7 @@
 // What DPS does with a register request and a status query, independent of MQTT: operations, assignment,
 // the registration state and the service's error bodies.
-import { randomFillSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { randomFromPool } from '../../protocol/random-pool.js';
 import type {
   JsonValue,
   OperationStatus,
@@ -379,22 +380,7 @@ export function serviceError(statusCode: number, errorCode: number, message: str
 
 /** Operation ids look like the service's: `4.` + 16 hex digits + `.` + a UUID. */
 function newOperationId(): string {
-  return `4.${randomHex(8)}.${randomUUID()}`;
-}
-
-// Random bytes drawn from the CSPRNG a block at a time (as randomUUID does): one call per 256 operation
-// ids instead of one each, which cost more than the rest of a register request. Each byte is used once.
-const randomPool = Buffer.alloc(2048);
-let randomPoolOffset = randomPool.length;
-
-function randomHex(bytes: number): string {
-  if (randomPoolOffset + bytes > randomPool.length) {
-    randomFillSync(randomPool);
-    randomPoolOffset = 0;
-  }
-  const hex = randomPool.toString('hex', randomPoolOffset, randomPoolOffset + bytes);
-  randomPoolOffset += bytes;
-  return hex;
+  return `4.${randomFromPool(8).toString('hex')}.${randomUUID()}`;
 }
 
 function newEtag(): string {

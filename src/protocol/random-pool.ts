@@ -1,6 +1,6 @@
-// Random bytes for WebSocket masking keys and handshake nonces, drawn from a pool the CSPRNG refills:
-// RFC 6455 asks for unpredictable values from a strong source of entropy (§5.3, §4.1), not for one
-// system call each. The bytes handed out are copies, never reused.
+// Random bytes drawn from a pool the CSPRNG refills, for values wanted often and unpredictable: the
+// device's WebSocket masking keys and handshake nonces (RFC 6455 §5.3, §4.1), the emulator's operation
+// ids. One system call per pool, not one per value; the bytes handed out are copies, never reused.
 import { randomFillSync } from 'node:crypto';
 
 const pool = Buffer.alloc(4096);
