@@ -2,6 +2,7 @@
 // first (a warm process, a fleet) resumes the TLS session instead of repeating the full handshake, which
 // saves the key exchange's CPU on both ends and, on the client, the server certificate's check.
 import { createHash } from 'node:crypto';
+import { withoutServerCertificate } from './tls-session-der.js';
 import type { IoOptions } from './types.js';
 
 /**
@@ -10,7 +11,10 @@ import type { IoOptions } from './types.js';
  */
 export const MAX_CACHED_TLS_SESSIONS = 100;
 
-/** One serialized session (TLS 1.3 ticket or TLS 1.2 session) per key, most recently used last. */
+/**
+ * One serialized session (TLS 1.3 ticket or TLS 1.2 session) per key, most recently used last, kept without
+ * the server's certificate (tls-session-der.ts: decoding it again is most of a resumption's TLS work).
+ */
 const sessions = new Map<string, Buffer>();
 
 /**
@@ -51,7 +55,7 @@ export function cachedTlsSession(key: string): Buffer | undefined {
  */
 export function rememberTlsSession(key: string, session: Buffer): void {
   sessions.delete(key);
-  sessions.set(key, session);
+  sessions.set(key, withoutServerCertificate(session));
   if (sessions.size > MAX_CACHED_TLS_SESSIONS) {
     const oldest = sessions.keys().next().value;
     if (oldest !== undefined) sessions.delete(oldest);
