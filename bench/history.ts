@@ -41,6 +41,14 @@ export const FIGURE_CHANGES: FigureChange[] = [
   },
   {
     change:
+      "A fleet's first handshake to an endpoint is made once (`planTlsSession` in `src/io/tls-session-cache.ts`): connections that start while it is under way wait for its session and resume it, instead of a full handshake each",
+    effect:
+      "fleet (1000 devices at concurrency 100, the fleet section's size): 7.36 G to 6.71 G client instructions in all (-9%): 99 of its first 100 connections resume",
+    measuredBy:
+      'client instructions under callgrind, the whole 1000-device run at concurrency 100 (start-up included), against one emulator',
+  },
+  {
+    change:
       'The package is one esbuild bundle (`scripts/build.mjs`): first with code splitting (27 ES modules on the register path instead of 44), then one CommonJS file whose lazy parts keep their `require`s lazy',
     effect:
       'cold: 552 M to 527 M instructions and 53.6 MB to 50.0 MB peak RSS per `register` process (code splitting to one file; bare node 83 M, 38.5 MB); install 0.91 MB to 0.70 MB (only the public declarations ship)',

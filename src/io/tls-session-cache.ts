@@ -56,6 +56,8 @@ export function cachedTlsSession(key: string): Buffer | undefined {
 export function rememberTlsSession(key: string, session: Buffer): void {
   sessions.delete(key);
   sessions.set(key, withoutServerCertificate(session));
+  serversWithoutSessions.delete(key);
+  endFirstHandshake(key);
   if (sessions.size > MAX_CACHED_TLS_SESSIONS) {
     const oldest = sessions.keys().next().value;
     if (oldest !== undefined) sessions.delete(oldest);
@@ -65,6 +67,84 @@ export function rememberTlsSession(key: string, session: Buffer): void {
 /** Forgets the key's session if it is still `session` (a resumption with it failed). */
 export function forgetTlsSession(key: string, session: Buffer): void {
   if (sessions.get(key) === session) sessions.delete(key);
+}
+
+/**
+ * A fleet's first connections to an endpoint all start before any of them has a session: without
+ * coordination each would make a full handshake (the server certificate's check, and on the server the
+ * certificate's signature), a tenth of a 1000-device run at concurrency 100. So while one connection makes
+ * the first handshake to a key, the others wait for its session (their TCP connects meanwhile) and resume
+ * it. The wait ends when the session is remembered, when that handshake fails, or a grace after it
+ * succeeded (the ticket of TLS 1.3 follows the handshake by about a round trip): a server that gave no
+ * session is then remembered as such, and connections to it no longer wait.
+ */
+export type TlsSessionPlan =
+  | { kind: 'resume'; session: Buffer }
+  | { kind: 'wait'; firstHandshake: Promise<void> }
+  | { kind: 'first'; handshake: FirstHandshake | undefined };
+
+/** What the connection making the first handshake to a key reports, so that those waiting can go on. */
+export interface FirstHandshake {
+  /** The handshake passed its checks, `elapsedMs` after the connection began. */
+  secured(elapsedMs: number): void;
+  /** The handshake failed, or its connection ended: the waiting connections go ahead without a session. */
+  ended(): void;
+}
+
+interface InFlight {
+  done: Promise<void>;
+  finish: () => void;
+  grace: NodeJS.Timeout | undefined;
+}
+
+const firstHandshakes = new Map<string, InFlight>();
+/** Keys whose server gave the first handshake no session (bounded like the sessions). */
+const serversWithoutSessions = new Set<string>();
+
+/** The grace for a ticket after the first handshake: twice its duration, within 50 ms and 2 s. */
+export function ticketGraceMs(elapsedMs: number): number {
+  return Math.min(2000, Math.max(50, 2 * elapsedMs));
+}
+
+/** What a new connection to `key` offers: a remembered session, the wait for one, or the first handshake. */
+export function planTlsSession(key: string): TlsSessionPlan {
+  const session = cachedTlsSession(key);
+  if (session !== undefined) return { kind: 'resume', session };
+  const inFlight = firstHandshakes.get(key);
+  if (inFlight !== undefined) return { kind: 'wait', firstHandshake: inFlight.done };
+  if (serversWithoutSessions.has(key)) return { kind: 'first', handshake: undefined };
+  let finish = (): void => {};
+  const done = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  const entry: InFlight = { done, finish, grace: undefined };
+  firstHandshakes.set(key, entry);
+  return {
+    kind: 'first',
+    handshake: {
+      secured(elapsedMs) {
+        if (firstHandshakes.get(key) !== entry || entry.grace !== undefined) return;
+        entry.grace = setTimeout(() => {
+          if (firstHandshakes.get(key) !== entry) return;
+          serversWithoutSessions.add(key);
+          if (serversWithoutSessions.size > MAX_CACHED_TLS_SESSIONS) serversWithoutSessions.clear();
+          endFirstHandshake(key);
+        }, ticketGraceMs(elapsedMs));
+        entry.grace.unref();
+      },
+      ended() {
+        if (firstHandshakes.get(key) === entry) endFirstHandshake(key);
+      },
+    },
+  };
+}
+
+function endFirstHandshake(key: string): void {
+  const entry = firstHandshakes.get(key);
+  if (entry === undefined) return;
+  firstHandshakes.delete(key);
+  clearTimeout(entry.grace);
+  entry.finish();
 }
 
 /** For tests: how many keys hold a session. */
