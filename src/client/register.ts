@@ -345,10 +345,16 @@ function runRegistration(
         action();
       };
       // retry-after=0 means now: setTimeout would make it at least 1 ms (Node's floor), a tenth of a
-      // registration on a fast link; setImmediate runs it once this turn's I/O is handled.
+      // registration on a fast link. On the next tick, the poll leaves with what this turn already wrote
+      // (the PUBACK of the answer that asked for it): one TLS record and one write instead of two.
       if (delayMs <= 0) {
-        const immediate = setImmediate(run);
-        cancelNextStep = () => clearImmediate(immediate);
+        let cancelled = false;
+        process.nextTick(() => {
+          if (!cancelled) run();
+        });
+        cancelNextStep = () => {
+          cancelled = true;
+        };
       } else {
         const timer = setTimeout(run, delayMs);
         cancelNextStep = () => clearTimeout(timer);

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { TransportError } from '../protocol/errors.js';
 import { checkEndpoint } from './check-endpoint.js';
 import { abortedError, startDeadline } from './deadline.js';
+import { forgetLookup, sharedLookup } from './dns-cache.js';
 import { hostPort, unbracket } from './host-port.js';
 
 export interface TcpOptions {
@@ -54,9 +55,18 @@ export async function openTcp(options: TcpOptions): Promise<net.Socket> {
   }
 }
 
-/** Starts a TCP connection and returns the socket while it is still connecting (Nagle off once connected). */
+/**
+ * Starts a TCP connection and returns the socket while it is still connecting (Nagle off once connected).
+ * The host name's lookup is shared with other connections for a moment (dns-cache.ts); a connection that
+ * fails before it is made forgets it.
+ */
 export function connectTcp(host: string, port: number): net.Socket {
-  return net.connect({ host: unbracket(host), port, noDelay: true });
+  const name = unbracket(host);
+  const socket = net.connect({ host: name, port, noDelay: true, lookup: sharedLookup });
+  const forget = (): void => forgetLookup(name);
+  socket.once('error', forget);
+  socket.once('connect', () => socket.off('error', forget));
+  return socket;
 }
 
 /** A connection failure as a TransportError in phase 'tcp', with what to check. */

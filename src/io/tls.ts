@@ -181,7 +181,8 @@ function handshake(
       first?.secured(Date.now() - startedAt);
       settled = true;
       cleanup();
-      socket?.setNoDelay(true);
+      // Nagle is already off: connectTcp and the proxy tunnel set it on the socket beneath (the TLS
+      // socket's setNoDelay would set it there a second time, one system call per connection).
       resolve(socket as tls.TLSSocket);
     };
 
