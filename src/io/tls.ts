@@ -53,17 +53,28 @@ export async function openTls(options: IoOptions): Promise<tls.TLSSocket> {
  * devices with one CA would otherwise parse the CA and build a context for every connection (about
  * 1 ms each). Contexts with a client certificate are never cached, so no private key outlives its handle.
  */
-const sharedTrustContexts = new Map<string, tls.SecureContext>();
+const sharedTrustContexts = new Map<string, Map<string, tls.SecureContext>>();
 const MAX_SHARED_CONTEXTS = 16;
+let sharedContextCount = 0;
 
 function createTlsContext(options: IoOptions): tls.SecureContext {
   if (options.clientCertificate !== undefined) return buildTlsContext(options);
-  const cacheKey = `${options.trustMode ?? 'replace'}\n${options.trustedCa ?? ''}`;
-  let context = sharedTrustContexts.get(cacheKey);
+  // Keyed by the trustedCa string itself, not a key built from it: V8 keeps a string's hash, while a new
+  // key string of a CA bundle would be hashed again (kilobytes) on every connection.
+  const trustMode = options.trustMode ?? 'replace';
+  const byCa = sharedTrustContexts.get(trustMode) ?? new Map<string, tls.SecureContext>();
+  const ca = options.trustedCa ?? '';
+  let context = byCa.get(ca);
   if (context === undefined) {
     context = buildTlsContext(options);
-    if (sharedTrustContexts.size >= MAX_SHARED_CONTEXTS) sharedTrustContexts.clear();
-    sharedTrustContexts.set(cacheKey, context);
+    if (sharedContextCount >= MAX_SHARED_CONTEXTS) {
+      sharedTrustContexts.clear();
+      byCa.clear();
+      sharedContextCount = 0;
+    }
+    byCa.set(ca, context);
+    sharedTrustContexts.set(trustMode, byCa);
+    sharedContextCount += 1;
   }
   return context;
 }
