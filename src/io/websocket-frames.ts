@@ -1,7 +1,7 @@
 // RFC 6455 framing, the client's half: frames the client sends (masked) and a streaming reader of the
 // frames a server sends (never masked). No extensions are negotiated, so the RSV bits are always zero.
 // Pure: no sockets. Checked against `ws` as the peer in test/io-websocket-frames.test.ts.
-import { randomFromPool } from '../protocol/random-pool.js';
+import { copyRandomFromPool } from '../protocol/random-pool.js';
 
 export const OPCODE_CONTINUATION = 0x0;
 export const OPCODE_TEXT = 0x1;
@@ -28,11 +28,7 @@ export class WebSocketFrameError extends Error {
 }
 
 /** One whole (FIN) client frame, masked, in a single buffer: one socket write per frame. */
-export function encodeClientFrame(
-  opcode: number,
-  payload: Uint8Array,
-  maskKey: Uint8Array = randomFromPool(4),
-): Buffer {
+export function encodeClientFrame(opcode: number, payload: Uint8Array): Buffer {
   const length = payload.length;
   const lengthBytes = length < 126 ? 0 : length < 0x10000 ? 2 : 8;
   const headerLength = 2 + lengthBytes + 4;
@@ -48,13 +44,24 @@ export function encodeClientFrame(
     frame.writeUInt32BE(Math.floor(length / 0x1_0000_0000), 2);
     frame.writeUInt32BE(length >>> 0, 6);
   }
+  // §5.3: a fresh, unpredictable masking key for every frame, written straight into the header.
   const maskAt = 2 + lengthBytes;
-  frame[maskAt] = maskKey[0] ?? 0;
-  frame[maskAt + 1] = maskKey[1] ?? 0;
-  frame[maskAt + 2] = maskKey[2] ?? 0;
-  frame[maskAt + 3] = maskKey[3] ?? 0;
-  for (let index = 0; index < length; index += 1) {
-    frame[headerLength + index] = (payload[index] ?? 0) ^ (frame[maskAt + (index & 3)] ?? 0);
+  copyRandomFromPool(frame, maskAt, 4);
+  const mask0 = frame[maskAt]!;
+  const mask1 = frame[maskAt + 1]!;
+  const mask2 = frame[maskAt + 2]!;
+  const mask3 = frame[maskAt + 3]!;
+  // Four bytes a step: a quarter of the loop's iterations, which is what makes V8 optimize it early.
+  let index = 0;
+  let at = headerLength;
+  for (; index + 4 <= length; index += 4, at += 4) {
+    frame[at] = payload[index]! ^ mask0;
+    frame[at + 1] = payload[index + 1]! ^ mask1;
+    frame[at + 2] = payload[index + 2]! ^ mask2;
+    frame[at + 3] = payload[index + 3]! ^ mask3;
+  }
+  for (; index < length; index += 1, at += 1) {
+    frame[at] = payload[index]! ^ frame[maskAt + (index & 3)]!;
   }
   return frame;
 }

@@ -8,11 +8,17 @@ let offset = pool.length;
 
 /** `length` (at most 4096) fresh random bytes. */
 export function randomFromPool(length: number): Buffer {
+  const bytes = Buffer.allocUnsafe(length);
+  copyRandomFromPool(bytes, 0, length);
+  return bytes;
+}
+
+/** Writes `length` (at most 4096) fresh random bytes into `target` at `at`, with no buffer of their own. */
+export function copyRandomFromPool(target: Uint8Array, at: number, length: number): void {
   if (offset + length > pool.length) {
     randomFillSync(pool);
     offset = 0;
   }
-  const bytes = Buffer.from(pool.subarray(offset, offset + length));
+  pool.copy(target, at, offset, offset + length);
   offset += length;
-  return bytes;
 }
