@@ -1,4 +1,5 @@
-// A direct TCP connection to the service: what TLS runs on when no proxy is configured.
+// A direct TCP connection to the service (diagnose's TCP step), and the TCP failure as a typed error, which
+// the TLS IO shares (its TLS socket makes its own TCP connection).
 import net from 'node:net';
 import { TransportError } from '../protocol/errors.js';
 import { checkEndpoint } from './check-endpoint.js';

@@ -6,9 +6,10 @@ import tls from 'node:tls';
 import { InvalidInputError, TransportError } from '../protocol/errors.js';
 import { checkEndpoint } from './check-endpoint.js';
 import { abortedError, startDeadline } from './deadline.js';
+import { forgetLookup, sharedLookup } from './dns-cache.js';
 import { hostPort, unbracket } from './host-port.js';
 import { openProxyTunnel } from './proxy-tunnel.js';
-import { connectTcp, tcpError } from './tcp.js';
+import { tcpError } from './tcp.js';
 import { tlsError } from './tls-errors.js';
 import {
   cachedTlsSession,
@@ -32,17 +33,17 @@ export async function openTls(options: IoOptions): Promise<tls.TLSSocket> {
   const inner = { signal: deadline.signal, timeoutMs: Number.POSITIVE_INFINITY };
   try {
     // PROV_TRANSPORT_MQTT_WS_CLIENT_07_012: with a proxy, the CONNECT tunnel is the IO beneath TLS.
-    // Without a proxy, TLS is set up on the socket while TCP still connects (see handshake()).
-    const raw =
+    // Without one, the TLS socket makes its own TCP connection (see handshake()).
+    const tunnel =
       options.proxy === undefined
-        ? connectTcp(options.host, options.port)
+        ? undefined
         : await openProxyTunnel({
             proxy: options.proxy,
             targetHost: options.host,
             targetPort: options.port,
             ...inner,
           });
-    return await handshake(raw, options, secureContext, deadline.signal);
+    return await handshake(tunnel, options, secureContext, deadline.signal);
   } finally {
     deadline.dispose();
   }
@@ -128,8 +129,12 @@ function certificatesIn(pem: string): string[] {
   return blocks;
 }
 
+/**
+ * The TLS handshake, over `tunnel` (a connected proxy tunnel) or, without one, over a TCP connection the
+ * TLS socket makes itself: one socket object per connection, not a net.Socket with a TLS socket around it.
+ */
 function handshake(
-  raw: Socket,
+  tunnel: Socket | undefined,
   options: IoOptions,
   secureContext: tls.SecureContext,
   signal: AbortSignal,
@@ -138,16 +143,15 @@ function handshake(
   const startedAt = Date.now();
   return new Promise<tls.TLSSocket>((resolve, reject) => {
     if (signal.aborted) {
-      raw.destroy();
-      reject(abortedError(signal, raw.connecting ? 'tcp' : 'tls', target));
+      tunnel?.destroy();
+      reject(abortedError(signal, tunnel === undefined ? 'tcp' : 'tls', target));
       return;
     }
     const host = unbracket(options.host);
     const servername = isIP(host) === 0 ? host : undefined; // RFC 6066: no SNI for IP literals
     const sessionKey =
       options.tlsSessionResumption === false ? undefined : tlsSessionKey(options, servername);
-    let tcpConnected = !raw.connecting;
-    if (!tcpConnected) raw.once('connect', () => (tcpConnected = true));
+    let tcpConnected = tunnel !== undefined;
     let socket: tls.TLSSocket | undefined;
     let offered: Buffer | undefined;
     let first: FirstHandshake | undefined;
@@ -160,12 +164,18 @@ function handshake(
       first?.ended();
       cleanup();
       socket?.destroy();
-      raw.destroy();
+      tunnel?.destroy();
       reject(error);
     };
     const onAbort = (): void => fail(abortedError(signal, tcpConnected ? 'tls' : 'tcp', target));
-    const onError = (error: NodeJS.ErrnoException): void =>
-      fail(tcpConnected ? tlsError(error, options) : tcpError(error, target));
+    const onError = (error: NodeJS.ErrnoException): void => {
+      if (tcpConnected) {
+        fail(tlsError(error, options));
+        return;
+      }
+      if (tunnel === undefined) forgetLookup(host); // the addresses may be stale: look the name up again
+      fail(tcpError(error, target));
+    };
     const onClose = (): void =>
       fail(
         new TransportError(`${target} closed the connection during the TLS handshake`, {
@@ -173,12 +183,16 @@ function handshake(
           retryable: true,
         }),
       );
+    const onConnect = (): void => {
+      tcpConnected = true;
+    };
     const cleanup = (): void => {
       signal.removeEventListener('abort', onAbort);
+      socket?.off('connect', onConnect);
       socket?.off('secureConnect', onSecure);
       socket?.off('error', onError);
       socket?.off('close', onClose);
-      raw.off('error', onError);
+      tunnel?.off('error', onError);
     };
     // Only a session of a handshake that passed every check is remembered: a resumed session skips the
     // host name check. Node 20 holds a TLS 1.2 session back until then, but its documentation does not
@@ -192,8 +206,6 @@ function handshake(
       first?.secured(Date.now() - startedAt);
       settled = true;
       cleanup();
-      // Nagle is already off: connectTcp and the proxy tunnel set it on the socket beneath (the TLS
-      // socket's setNoDelay would set it there a second time, one system call per connection).
       resolve(socket as tls.TLSSocket);
     };
 
@@ -201,22 +213,26 @@ function handshake(
       if (settled) return;
       offered = session;
       // tls.connect() parses a `session` option twice (its TLSSocket constructor and connect() each set it),
-      // a fifth of a resumed handshake's CPU. On a socket still connecting the handshake waits for
+      // a fifth of a resumed handshake's CPU. A socket that still has to connect starts its handshake on
       // 'connect', so the session is set once, below, with the (undocumented, hence checked) method
       // connect() itself uses; a proxy tunnel is already connected and needs the option.
-      const setLater = raw.connecting && typeof setSessionOf(tls.TLSSocket.prototype) === 'function';
-      // The TLS socket forwards the raw socket's errors to its own listeners: ours on the raw socket goes
-      // after Node's, so that the TLS socket is not left emitting with none.
-      raw.off('error', onError);
+      const setLater = tunnel === undefined && typeof setSessionOf(tls.TLSSocket.prototype) === 'function';
+      // The TLS socket forwards the tunnel's errors to its own listeners: ours on the tunnel goes after
+      // Node's, so that the TLS socket is not left emitting with none.
+      tunnel?.off('error', onError);
       const tlsSocket = tls.connect({
-        socket: raw,
-        host, // the name the certificate is checked against, with or without SNI
+        ...(tunnel === undefined
+          ? { host, port: options.port, lookup: sharedLookup }
+          : { socket: tunnel, host }),
+        // `host` above is also the name the certificate is checked against, with or without SNI.
         ...(servername === undefined ? {} : { servername }),
         secureContext,
         rejectUnauthorized: options.insecureSkipVerify !== true,
         ...(session === undefined || setLater ? {} : { session }),
       });
       socket = tlsSocket;
+      // An MQTT exchange is a few small packets: Nagle would hold each one back (the tunnel has it off).
+      if (tunnel === undefined) tlsSocket.setNoDelay(true);
       if (session !== undefined && setLater) setSessionOf(tlsSocket)?.call(tlsSocket, session);
       if (sessionKey !== undefined) {
         tlsSocket.on('session', (next: Buffer) => {
@@ -226,14 +242,15 @@ function handshake(
         // The first handshake's waiters go on when its connection ends, session or not.
         if (first !== undefined) tlsSocket.once('close', () => first?.ended());
       }
+      if (!tcpConnected) tlsSocket.once('connect', onConnect);
       tlsSocket.once('secureConnect', onSecure);
       tlsSocket.once('error', onError);
       tlsSocket.once('close', onClose);
-      raw.once('error', onError);
+      tunnel?.once('error', onError);
     };
 
     signal.addEventListener('abort', onAbort, { once: true });
-    raw.once('error', onError);
+    tunnel?.once('error', onError);
     if (sessionKey === undefined) {
       begin(undefined);
       return;
@@ -244,7 +261,8 @@ function handshake(
       first = plan.handshake;
       begin(undefined);
     } else {
-      // Another connection is making the first handshake to this endpoint: its session is on its way.
+      // Another connection is making the first handshake to this endpoint: its session is on its way (this
+      // connection's TCP connect waits with it, a round trip at the start of a fleet).
       void plan.firstHandshake.then(() => begin(cachedTlsSession(sessionKey)));
     }
   });
