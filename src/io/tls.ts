@@ -185,6 +185,9 @@ function handshake(
       );
     const onConnect = (): void => {
       tcpConnected = true;
+      // An MQTT exchange is a few small packets: Nagle would hold each one back (the tunnel has it off).
+      // Set once connected: set earlier, Node sets it again on connect (one system call more).
+      socket?.setNoDelay(true);
     };
     const cleanup = (): void => {
       signal.removeEventListener('abort', onAbort);
@@ -231,8 +234,6 @@ function handshake(
         ...(session === undefined || setLater ? {} : { session }),
       });
       socket = tlsSocket;
-      // An MQTT exchange is a few small packets: Nagle would hold each one back (the tunnel has it off).
-      if (tunnel === undefined) tlsSocket.setNoDelay(true);
       if (session !== undefined && setLater) setSessionOf(tlsSocket)?.call(tlsSocket, session);
       if (sessionKey !== undefined) {
         tlsSocket.on('session', (next: Buffer) => {
