@@ -1,7 +1,7 @@
 // The common DPS-over-MQTT transport (shared/spec/mqtt_common.md): connect, subscribe, register,
 // poll, retry-after and transient errors, driven by doWork(). The concrete providers only pass in
 // the IO that carries MQTT; everything else lives here.
-import { randomUUID, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ProxyOptions } from '../io/types.js';
 import type { ServerPacket } from '../mqtt/codec.js';
@@ -116,6 +116,11 @@ export class CommonMqttTransport {
   private operationId: string | undefined;
   private registrationInFlight = false;
   private request: PendingRequest | undefined;
+  /**
+   * `$rid` only has to be unique among this client's outstanding requests (protocol.md); a counter, as the
+   * C SDK uses, is unique for the transport's whole life, reconnections included, and costs no UUID.
+   */
+  private requestCount = 0;
 
   private connectionState: ConnectionState = 'disconnected';
   private connection: MqttConnection | undefined;
@@ -461,7 +466,8 @@ export class CommonMqttTransport {
     const request = this.request;
     const connection = this.connection;
     if (!request || !connection) return;
-    request.requestId = randomUUID();
+    this.requestCount += 1;
+    request.requestId = String(this.requestCount);
     if (request.kind === 'register') {
       let body: string;
       try {
