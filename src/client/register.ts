@@ -329,7 +329,12 @@ function runRegistration(
       }
     }
 
-    function later(delayMs: number, action: () => void): void {
+    /**
+     * Runs `action` after `delayMs`. `now` says what a delay of 0 may do: 'tick' runs it on the next tick,
+     * for a poll, whose request then waits on the network; 'turn' after this turn's I/O, for a retry,
+     * which must never spin without yielding to I/O and timers should an attempt fail at once.
+     */
+    function later(delayMs: number, action: () => void, now: 'tick' | 'turn'): void {
       if (monotonicMs() + delayMs > deadlineAt) {
         const cause = lastError ? `: ${lastError.message}` : '';
         finish(
@@ -345,9 +350,9 @@ function runRegistration(
         action();
       };
       // retry-after=0 means now: setTimeout would make it at least 1 ms (Node's floor), a tenth of a
-      // registration on a fast link. On the next tick, the poll leaves with what this turn already wrote
+      // registration on a fast link. On the next tick, a poll leaves with what this turn already wrote
       // (the PUBACK of the answer that asked for it): one TLS record and one write instead of two.
-      if (delayMs <= 0) {
+      if (delayMs <= 0 && now === 'tick') {
         let cancelled = false;
         process.nextTick(() => {
           if (!cancelled) run();
@@ -355,6 +360,9 @@ function runRegistration(
         cancelNextStep = () => {
           cancelled = true;
         };
+      } else if (delayMs <= 0) {
+        const immediate = setImmediate(run);
+        cancelNextStep = () => clearImmediate(immediate);
       } else {
         const timer = setTimeout(run, delayMs);
         cancelNextStep = () => clearTimeout(timer);
@@ -383,7 +391,7 @@ function runRegistration(
           pollCount: counters.polls + 1,
           retryAfterMs: status.retryAfterMs,
         });
-        later(status.retryAfterMs, step);
+        later(status.retryAfterMs, step, 'tick');
       } else if (status.status === 'transient') {
         counters.transientRetries += 1;
         emit({
@@ -458,7 +466,7 @@ function runRegistration(
         waitMs,
         attempt: counters.failures,
       });
-      later(waitMs, step);
+      later(waitMs, step, 'turn');
     }
 
     try {
