@@ -73,7 +73,7 @@ export function forgetTlsSession(key: string, session: Buffer): void {
  * A fleet's first connections to an endpoint all start before any of them has a session: without
  * coordination each would make a full handshake (the server certificate's check, and on the server the
  * certificate's signature), a tenth of a 1000-device run at concurrency 100. So while one connection makes
- * the first handshake to a key, the others wait for its session (their TCP connects meanwhile) and resume
+ * the first handshake to a key, the others wait for its session (and only then connect) and resume
  * it. The wait ends when the session is remembered, when that handshake fails, or a grace after it
  * succeeded (the ticket of TLS 1.3 follows the handshake by about a round trip): a server that gave no
  * session is then remembered as such, and connections to it no longer wait.
