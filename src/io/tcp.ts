@@ -27,7 +27,9 @@ export async function openTcp(options: TcpOptions): Promise<net.Socket> {
         reject(abortedError(signal, 'tcp', target));
         return;
       }
-      const socket = connectTcp(options.host, options.port);
+      const name = unbracket(options.host);
+      // The name's lookup is shared with other connections for a moment (dns-cache.ts).
+      const socket = net.connect({ host: name, port: options.port, noDelay: true, lookup: sharedLookup });
       const cleanup = (): void => {
         signal.removeEventListener('abort', onAbort);
         socket.off('connect', onConnect);
@@ -45,6 +47,7 @@ export async function openTcp(options: TcpOptions): Promise<net.Socket> {
       const onError = (error: NodeJS.ErrnoException): void => {
         cleanup();
         socket.destroy();
+        forgetLookup(name); // the addresses may be stale: look the name up again
         reject(tcpError(error, target));
       };
       signal.addEventListener('abort', onAbort, { once: true });
@@ -54,20 +57,6 @@ export async function openTcp(options: TcpOptions): Promise<net.Socket> {
   } finally {
     deadline.dispose();
   }
-}
-
-/**
- * Starts a TCP connection and returns the socket while it is still connecting (Nagle off once connected).
- * The host name's lookup is shared with other connections for a moment (dns-cache.ts); a connection that
- * fails before it is made forgets it.
- */
-export function connectTcp(host: string, port: number): net.Socket {
-  const name = unbracket(host);
-  const socket = net.connect({ host: name, port, noDelay: true, lookup: sharedLookup });
-  const forget = (): void => forgetLookup(name);
-  socket.once('error', forget);
-  socket.once('connect', () => socket.off('error', forget));
-  return socket;
 }
 
 /** A connection failure as a TransportError in phase 'tcp', with what to check. */
